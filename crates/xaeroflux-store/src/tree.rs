@@ -1,0 +1,216 @@
+//! How a log's MMR nodes are kept in the index: in chunks of four levels.
+//!
+//! A chunk of tier `t` holds 16 consecutive nodes of level `4t` (its inputs)
+//! and the 15 nodes above them, up to its root at level `4t + 4`: 31 hashes,
+//! written once, when the root exists. Nodes of incomplete chunks (the right
+//! edge of the tree) are recomputed from the complete chunks below them or,
+//! at tier 0, from the events. A proof thus costs a handful of lookups.
+
+use heed::RoTxn;
+use xaeroflux_merkle::{Hash, MerkleError, NodeSource, hash_node};
+
+use crate::error::{StoreError, corrupt};
+use crate::index::{CHUNK_NODES, Index};
+use crate::reader::leaf_at;
+use crate::segments::Segments;
+
+/// Offset in a chunk of each relative level 0..=4.
+const OFFSETS: [usize; 5] = [0, 16, 24, 28, 30];
+
+/// Tier, chunk number and slot of node `(level, index)`.
+pub(crate) fn locate(level: u32, index: u64) -> (u8, u64, usize) {
+    let tier = level / 4;
+    let r = level % 4;
+    let per = 16u64 >> r;
+    (
+        tier as u8,
+        index / per,
+        OFFSETS[r as usize] + (index % per) as usize,
+    )
+}
+
+/// A complete chunk ready to be stored.
+pub(crate) struct DoneChunk {
+    pub tier: u8,
+    pub chunk: u64,
+    pub nodes: Box<[Hash; CHUNK_NODES]>,
+}
+
+#[derive(Clone)]
+struct Buf {
+    chunk: u64,
+    nodes: Box<[Hash; CHUNK_NODES]>,
+}
+
+/// Collects the nodes a writer's frontier produces into chunks.
+#[derive(Clone, Default)]
+pub(crate) struct ChunkAssembler {
+    tiers: Vec<Buf>,
+}
+
+impl ChunkAssembler {
+    fn buf(&mut self, tier: usize, chunk: u64) -> &mut Buf {
+        while self.tiers.len() <= tier {
+            self.tiers.push(Buf {
+                chunk: u64::MAX,
+                nodes: Box::new([[0u8; 32]; CHUNK_NODES]),
+            });
+        }
+        let b = &mut self.tiers[tier];
+        if b.chunk != chunk {
+            b.chunk = chunk;
+            b.nodes.fill([0u8; 32]);
+        }
+        b
+    }
+
+    /// Takes one node from the frontier; a completed chunk goes to `done`.
+    pub fn on_node(&mut self, level: u32, index: u64, hash: &Hash, done: &mut Vec<DoneChunk>) {
+        let (tier, chunk, slot) = locate(level, index);
+        self.buf(tier as usize, chunk).nodes[slot] = *hash;
+        if level > 0 && level.is_multiple_of(4) {
+            // Also the root of chunk `index` of the tier below, which is now complete.
+            let below = self.buf(tier as usize - 1, index);
+            below.nodes[OFFSETS[4]] = *hash;
+            done.push(DoneChunk {
+                tier: tier - 1,
+                chunk: index,
+                nodes: below.nodes.clone(),
+            });
+        }
+    }
+
+    /// The assembler of a tree of `size` leaves, its incomplete chunks
+    /// filled from a node source.
+    pub fn load<S: NodeSource + ?Sized>(src: &S, size: u64) -> Result<Self, S::Error> {
+        let mut a = Self::default();
+        let mut tier = 0u32;
+        while tier < 16 && (size >> (4 * tier)) > 0 {
+            let inputs = size >> (4 * tier);
+            let chunk = inputs / 16;
+            let have = inputs % 16;
+            a.buf(tier as usize, chunk);
+            for r in 0..4u32 {
+                let per = 16u64 >> r;
+                for j in 0..(have >> r) {
+                    let level = 4 * tier + r;
+                    let h = src.node(level, chunk * per + j)?;
+                    a.tiers[tier as usize].nodes[OFFSETS[r as usize] + j as usize] = h;
+                }
+            }
+            tier += 1;
+        }
+        Ok(a)
+    }
+}
+
+/// The nodes of one log at one size, read from the index and the pages.
+pub(crate) struct IndexNodes<'a> {
+    pub index: &'a Index,
+    pub txn: &'a RoTxn<'a>,
+    pub segments: &'a Segments,
+    pub log_no: u32,
+    pub log: [u8; 64],
+    pub size: u64,
+}
+
+impl NodeSource for IndexNodes<'_> {
+    type Error = StoreError;
+
+    fn node(&self, level: u32, index: u64) -> Result<Hash, StoreError> {
+        let fits = level < 64
+            && index
+                .checked_add(1)
+                .and_then(|i| i.checked_shl(level))
+                .is_some_and(|end| end <= self.size && (end >> level) == index + 1);
+        if !fits {
+            return Err(MerkleError::MissingNode { level, index }.into());
+        }
+        let (tier, chunk, slot) = locate(level, index);
+        if let Some(c) = self.index.chunk(self.txn, self.log_no, tier, chunk)? {
+            let mut h = [0u8; 32];
+            h.copy_from_slice(&c[slot * 32..slot * 32 + 32]);
+            return Ok(h);
+        }
+        if level == 0 {
+            return leaf_at(
+                self.index,
+                self.txn,
+                self.segments,
+                self.log_no,
+                &self.log,
+                self.size,
+                index,
+            );
+        }
+        if level.is_multiple_of(4) {
+            let below = self
+                .index
+                .chunk(self.txn, self.log_no, tier - 1, index)?
+                .ok_or_else(|| {
+                    corrupt(
+                        self.index.data_file(),
+                        0,
+                        format!(
+                            "log {} lacks MMR chunk {} of tier {}",
+                            self.log_no,
+                            index,
+                            tier - 1
+                        ),
+                    )
+                })?;
+            let mut h = [0u8; 32];
+            h.copy_from_slice(&below[OFFSETS[4] * 32..OFFSETS[4] * 32 + 32]);
+            return Ok(h);
+        }
+        let l = self.node(level - 1, 2 * index)?;
+        let r = self.node(level - 1, 2 * index + 1)?;
+        Ok(hash_node(&l, &r))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xaeroflux_merkle::{Frontier, MemoryTree, hash_leaf};
+
+    #[test]
+    fn chunks_hold_exactly_the_tree_nodes() {
+        let mut tree = MemoryTree::new();
+        let mut f = Frontier::new();
+        let mut a = ChunkAssembler::default();
+        let mut done = Vec::new();
+        for i in 0..5000u32 {
+            let leaf = hash_leaf(&i.to_le_bytes());
+            tree.push(leaf);
+            f.push_with(leaf, |l, i, h| a.on_node(l, i, h, &mut done));
+        }
+        // 5000 leaves: 312 chunks of tier 0, 19 of tier 1, 1 of tier 2.
+        assert_eq!(done.len(), 312 + 19 + 1);
+        for c in &done {
+            for r in 0..5u32 {
+                let per = 16u64 >> r;
+                for j in 0..per {
+                    let level = 4 * c.tier as u32 + r;
+                    let want = tree.node(level, c.chunk * per + j).unwrap();
+                    assert_eq!(c.nodes[OFFSETS[r as usize] + j as usize], want);
+                }
+            }
+        }
+        // Reloading the assembler from the tree gives the same buffers.
+        let mut b = ChunkAssembler::load(&tree, 5000).unwrap();
+        let mut done_a = Vec::new();
+        let mut done_b = Vec::new();
+        let mut f2 = f.clone();
+        for i in 5000..9000u32 {
+            let leaf = hash_leaf(&i.to_le_bytes());
+            f.push_with(leaf, |l, i, h| a.on_node(l, i, h, &mut done_a));
+            f2.push_with(leaf, |l, i, h| b.on_node(l, i, h, &mut done_b));
+        }
+        assert_eq!(done_a.len(), done_b.len());
+        for (x, y) in done_a.iter().zip(&done_b) {
+            assert_eq!((x.tier, x.chunk), (y.tier, y.chunk));
+            assert_eq!(x.nodes, y.nodes);
+        }
+    }
+}
