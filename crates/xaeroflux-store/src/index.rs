@@ -230,6 +230,75 @@ fn decode_loc(b: &[u8]) -> Option<PageLoc> {
     })
 }
 
+/// Checks LMDB's meta pages before LMDB maps the file: the newest valid
+/// meta page's last used page must lie inside the file. LMDB trusts it, and
+/// reading a page past the end of a mapped file would fault the process.
+fn precheck_data_file(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(crate::error::io_err(path)(e)),
+    };
+    let len = f.metadata().map_err(crate::error::io_err(path))?.len();
+    if len == 0 {
+        return Ok(()); // LMDB initialises an empty file
+    }
+    let mut head = vec![0u8; 2 * 4096];
+    let mut got = 0;
+    while got < head.len() {
+        match f.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => return Err(crate::error::io_err(path)(e)),
+        }
+    }
+    // Meta page layout (LMDB 0.9, 64-bit): 16-byte page header, then magic
+    // u32, version u32, address u64, map size u64, two 48-byte db records
+    // (the first's pad holds the page size), last page u64, txn id u64.
+    const MAGIC: u32 = 0xBEEF_C0DE;
+    let meta = |base: usize| -> Option<(u64, u64, u64)> {
+        let m = head.get(base + 16..base + 152)?;
+        if le32(m) != MAGIC {
+            return None;
+        }
+        let psize = le32(&m[24..]) as u64;
+        let last = le64(&m[120..]);
+        let txnid = le64(&m[128..]);
+        Some((psize, last, txnid))
+    };
+    let first = meta(0);
+    let psize = first.map(|m| m.0).unwrap_or(4096);
+    let second = if (psize as usize) < head.len() && psize >= 512 {
+        meta(psize as usize)
+    } else {
+        None
+    };
+    let best = match (first, second) {
+        (Some(a), Some(b)) => Some(if b.2 > a.2 { b } else { a }),
+        (a, b) => a.or(b),
+    };
+    let Some((psize, last, _)) = best else {
+        return Err(corrupt(path, 0, "no valid LMDB meta page"));
+    };
+    if !psize.is_power_of_two() || !(512..=65536).contains(&psize) {
+        return Err(corrupt(
+            path,
+            40,
+            format!("impossible LMDB page size {psize}"),
+        ));
+    }
+    let need = last.checked_add(1).and_then(|p| p.checked_mul(psize));
+    match need {
+        Some(need) if need <= len => Ok(()),
+        _ => Err(corrupt(
+            path,
+            len,
+            format!("index file is {len} bytes but its meta page uses page {last}"),
+        )),
+    }
+}
+
 impl Index {
     /// Opens (creating when `writable`) the index in `dir`.
     pub fn open(dir: &Path, writable: bool, map_size: usize) -> Result<Self> {
@@ -248,6 +317,7 @@ impl Index {
                 ),
             });
         }
+        precheck_data_file(&dir.join("data.mdb"))?;
         let mut opts = EnvOpenOptions::new().read_txn_without_tls();
         opts.map_size(map_size).max_dbs(16).max_readers(256);
         // Safety: the segments are the source of truth and the writer brings
@@ -430,7 +500,15 @@ impl Index {
         self.meta_put(txn, META_STORE_ID, store_id.to_vec())?;
         let mut g = page_size.to_le_bytes().to_vec();
         g.extend_from_slice(&segment_pages.to_le_bytes());
-        self.meta_put(txn, META_GEOMETRY, g)
+        self.meta_put(txn, META_GEOMETRY, g)?;
+        self.put_next_page(
+            txn,
+            PageLoc {
+                segment: 0,
+                page: 1,
+            },
+        )?;
+        self.put_next_log_no(txn, 0)
     }
 
     /// The next page to allocate (`(0, 1)` in a new store).
@@ -452,7 +530,11 @@ impl Index {
 
     pub fn next_log_no(&self, txn: &RoTxn) -> Result<u32> {
         match self.meta_get(txn, META_NEXT_LOG)? {
-            None => Ok(0),
+            None => Err(corrupt(
+                &self.data_file,
+                0,
+                "index lacks the next log number",
+            )),
             Some(v) if v.len() == 4 => Ok(le32(v)),
             Some(v) => Err(self.bad(v, "next log number")),
         }
@@ -710,6 +792,58 @@ impl Index {
         Ok(out)
     }
 
+    /// Checks the tables whose keys carry meaning no value CRC covers: every
+    /// topic name hashes to its key, every topic-log and checkpoint entry
+    /// names a log that exists under that topic and number, and every log
+    /// has its number and topic entries.
+    pub fn check_cross_tables(&self, txn: &RoTxn, logs: &[(LogId, LogRecord)]) -> Result<()> {
+        let by_no: std::collections::HashMap<u32, &LogId> =
+            logs.iter().map(|(id, r)| (r.log_no, id)).collect();
+        for item in self.dbs.topics.iter(txn).map_err(self.err())? {
+            let (k, v) = item.map_err(self.err())?;
+            let body = self.open_value(v, "topic name")?;
+            let name = std::str::from_utf8(body).map_err(|_| self.bad(v, "topic name"))?;
+            if crate::event::Topic::id_of(name).0[..] != *k {
+                return Err(self.bad(k, "topic key (does not match its name)"));
+            }
+        }
+        let mut topic_entries = 0usize;
+        for item in self.dbs.topic_logs.iter(txn).map_err(self.err())? {
+            let (k, _) = item.map_err(self.err())?;
+            let ok = k.len() == 36
+                && by_no
+                    .get(&be32(&k[32..]))
+                    .is_some_and(|id| id.topic.0[..] == k[..32]);
+            if !ok {
+                return Err(self.bad(k, "topic-log key"));
+            }
+            topic_entries += 1;
+        }
+        if topic_entries != logs.len() {
+            return Err(corrupt(
+                &self.data_file,
+                0,
+                "topic table does not list every log once",
+            ));
+        }
+        for (id, r) in logs {
+            if self.log_id(txn, r.log_no)? != *id {
+                return Err(corrupt(
+                    &self.data_file,
+                    0,
+                    format!("log number {} names another log", r.log_no),
+                ));
+            }
+        }
+        for item in self.dbs.checkpoints.iter(txn).map_err(self.err())? {
+            let (k, _) = item.map_err(self.err())?;
+            if k.len() != 4 || !by_no.contains_key(&be32(k)) {
+                return Err(self.bad(k, "checkpoint key"));
+            }
+        }
+        Ok(())
+    }
+
     // ---- checkpoints ----
 
     pub fn put_checkpoint(&self, txn: &mut RwTxn, log_no: u32, note: &str) -> Result<()> {
@@ -774,5 +908,40 @@ mod tests {
         };
         let v = encode_page_entry(&e);
         assert_eq!(decode_page_entry(&v[..v.len() - 4]), Some(e));
+    }
+}
+
+#[cfg(test)]
+mod precheck_tests {
+    use super::*;
+
+    #[test]
+    fn meta_precheck_agrees_with_lmdb_and_catches_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = Index::open(dir.path(), true, 1 << 30).unwrap();
+        let mut txn = ix.write_txn().unwrap();
+        for i in 0..2000u32 {
+            ix.put_chunk(&mut txn, 1, 0, i as u64, &[[i as u8; 32]; CHUNK_NODES])
+                .unwrap();
+        }
+        ix.commit(txn).unwrap();
+        ix.force_sync().unwrap();
+        let last = ix.env.info().last_page_number as u64;
+        drop(ix);
+        let path = dir.path().join("data.mdb");
+        precheck_data_file(&path).unwrap();
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert!(len >= (last + 1) * 4096);
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(last * 4096).unwrap();
+        match precheck_data_file(&path) {
+            Err(StoreError::Corrupt { offset, .. }) => assert_eq!(offset, last * 4096),
+            other => panic!("truncation not caught: {other:?}"),
+        }
+        f.set_len(100).unwrap();
+        assert!(matches!(
+            precheck_data_file(&path),
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 }

@@ -971,7 +971,11 @@ impl Store {
     pub fn verify(&self) -> Result<VerifyReport> {
         let txn = self.txn()?;
         let mut report = VerifyReport::default();
-        for (log, rec) in self.shared.index.logs(&txn)? {
+        let logs = self.shared.index.logs(&txn)?;
+        if let Err(e) = self.shared.index.check_cross_tables(&txn, &logs) {
+            report.problems.push(e);
+        }
+        for (log, rec) in logs {
             report.logs += 1;
             if let Err(e) = self.verify_log(&txn, &log, &rec, &mut report) {
                 report.problems.push(e);

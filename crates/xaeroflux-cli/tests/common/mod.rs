@@ -1,0 +1,60 @@
+#![allow(dead_code)]
+//! Helpers for tests that drive the `xf` binary.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+pub fn xf(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xf"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .expect("run xf")
+}
+
+/// Runs xf and returns stdout, panicking with stderr on failure.
+pub fn xf_ok(db: &Path, args: &[&str]) -> String {
+    let out = xf(db, args);
+    assert!(
+        out.status.success(),
+        "xf {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+pub fn json_lines(s: &str) -> Vec<serde_json::Value> {
+    s.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON {l:?}: {e}")))
+        .collect()
+}
+
+/// A small deterministic generator (xorshift64*), seeded per test run.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn from_time() -> Self {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
+        let seed = std::env::var("XF_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(t | 1);
+        eprintln!("seed {seed} (set XF_TEST_SEED to repeat)");
+        Rng(seed)
+    }
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}

@@ -1,0 +1,157 @@
+//! Durability under `kill -9`: a child `xf append --lines` reports each
+//! event's receipt once it is durable; the test kills it with SIGKILL at
+//! random moments, then checks that the reopened store holds every reported
+//! event, verifies, and takes new appends.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use xaeroflux::{LogId, NewEvent, Store, StoreOptions, Topic};
+use xaeroflux_merkle::{from_hex, hash_leaf};
+
+const ROUNDS: usize = 24;
+
+#[test]
+fn sigkill_never_loses_an_acknowledged_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store");
+    let mut rng = Rng::from_time();
+    let mut acknowledged: Vec<(LogId, u64, [u8; 32])> = Vec::new();
+    let mut kills = 0;
+    for round in 0..ROUNDS {
+        // Small pages in some rounds (set at creation, round 0) make page
+        // seals and segment roll-overs frequent; the topic alternates.
+        if round == 0 {
+            let s = Store::open(
+                &db,
+                StoreOptions {
+                    page_size: Some(1024),
+                    segment_pages: Some(4),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            s.close().unwrap();
+        }
+        let topic = if round % 3 == 0 { "crash-b" } else { "crash-a" };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_xf"))
+            .args([
+                "--db",
+                db.to_str().unwrap(),
+                "append",
+                "--topic",
+                topic,
+                "--lines",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        // Feed lines until the pipe breaks (bounded in count).
+        let seed = rng.next();
+        let feeder = std::thread::spawn(move || {
+            for i in 0..200_000u64 {
+                let len = (seed.wrapping_add(i * 7919) % 180) as usize;
+                let line = format!("r{round}-{i}-{}", "x".repeat(len));
+                if writeln!(stdin, "{line}").is_err() {
+                    break;
+                }
+            }
+        });
+        // Read receipts on another thread so the kill can land at any moment.
+        let (tx, rx) = mpsc::channel::<serde_json::Value>();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                // A receipt line cut by the kill is not a report.
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    let _ = tx.send(v);
+                }
+            }
+        });
+        let target = 1 + rng.below(600);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut reports: Vec<serde_json::Value> = Vec::new();
+        while (reports.len() as u64) < target && Instant::now() < deadline {
+            if let Ok(v) = rx.recv_timeout(Duration::from_millis(100)) {
+                reports.push(v);
+            }
+        }
+        // And a random extra delay so the kill hits any phase of a commit.
+        let spin_until = Instant::now() + Duration::from_micros(rng.below(3000));
+        while Instant::now() < spin_until {
+            std::hint::spin_loop();
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "round {round}: the child ended before the kill"
+        );
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+        reader.join().unwrap();
+        feeder.join().unwrap();
+        // Receipts the child printed before it died count as acknowledged too.
+        reports.extend(rx.try_iter());
+        assert!(
+            !reports.is_empty(),
+            "round {round}: no receipt before the kill"
+        );
+        let store = Store::open(&db, StoreOptions::default())
+            .unwrap_or_else(|e| panic!("round {round}: reopen: {e}"));
+        let log = store.own_log(&Topic::new(topic).unwrap());
+        let size = store.log_size(&log).unwrap();
+        for v in &reports {
+            let seq = v["seq"].as_u64().unwrap();
+            let leaf = from_hex(v["leaf_hash"].as_str().unwrap()).unwrap();
+            assert_eq!(v["log"].as_str().unwrap(), log.to_string());
+            acknowledged.push((log, seq, leaf));
+            assert!(
+                seq < size,
+                "round {round}: acknowledged seq {seq} missing (log size {size})"
+            );
+        }
+        // Every acknowledged event of every round so far is present, unchanged.
+        let mut leaves: std::collections::HashMap<LogId, Vec<[u8; 32]>> = Default::default();
+        for (log, seq, leaf) in &acknowledged {
+            let stored = leaves.entry(*log).or_insert_with(|| {
+                store
+                    .iter_log(log, 0)
+                    .unwrap()
+                    .map(|e| hash_leaf(e.unwrap().canonical_bytes()))
+                    .collect()
+            });
+            assert_eq!(
+                stored.get(*seq as usize),
+                Some(leaf),
+                "round {round}: seq {seq} missing or changed"
+            );
+        }
+        let report = store.verify().unwrap();
+        assert!(report.is_ok(), "round {round}: {:?}", report.problems);
+        // The reopened store takes new appends and proves them.
+        let r = store
+            .append(NewEvent::application(
+                &Topic::new(topic).unwrap(),
+                b"after".to_vec(),
+            ))
+            .unwrap();
+        assert_eq!(r.seq, size);
+        store
+            .prove_inclusion(&r.log, r.seq, r.size)
+            .unwrap()
+            .verify()
+            .unwrap();
+        acknowledged.push((r.log, r.seq, r.leaf_hash));
+        store.close().unwrap();
+    }
+    assert!(kills >= 20, "only {kills} kills");
+}
