@@ -27,7 +27,7 @@ mod mmr;
 mod proof;
 
 pub use checkpoint::{
-    Checkpoint, NoteVerifier, SignedCheckpoint, key_id, log_origin, sign_checkpoint,
+    Checkpoint, MAX_NOTE_LEN, NoteVerifier, SignedCheckpoint, key_id, log_origin, sign_checkpoint,
     verifier_key_string,
 };
 pub use mmr::{Frontier, MemoryTree};

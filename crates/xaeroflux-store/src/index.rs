@@ -17,6 +17,12 @@ pub(crate) const INDEX_VERSION: u32 = 1;
 /// Hashes in one MMR chunk: 16 inputs and the 15 nodes above them.
 pub(crate) const CHUNK_NODES: usize = 31;
 
+/// Longest value the index holds (a checkpoint note and its CRC).
+const MAX_VALUE_LEN: usize = xaeroflux_merkle::MAX_NOTE_LEN + 4;
+/// Bytes kept allocated past LMDB's last page, so that a damaged page whose
+/// offsets point past its end still reads inside the file, not into a fault.
+const FILE_SLACK: u64 = 128 * 1024;
+
 const META_FORMAT: &[u8] = b"format";
 const META_STORE_ID: &[u8] = b"store_id";
 const META_GEOMETRY: &[u8] = b"geometry";
@@ -403,9 +409,10 @@ impl Index {
         )
     }
 
-    /// Strips and checks a value's CRC.
+    /// Strips and checks a value's CRC. Lengths are checked before any byte
+    /// is read: a damaged node could claim a value running past the file.
     fn open_value<'t>(&self, v: &'t [u8], what: &str) -> Result<&'t [u8]> {
-        if v.len() < 4 {
+        if v.len() < 4 || v.len() > MAX_VALUE_LEN {
             return Err(self.bad(v, what));
         }
         let (body, crc) = v.split_at(v.len() - 4);
@@ -425,6 +432,25 @@ impl Index {
 
     pub fn commit(&self, txn: RwTxn<'_>) -> Result<()> {
         txn.commit().map_err(self.err())
+    }
+
+    /// Keeps `FILE_SLACK` bytes of file past LMDB's last used page.
+    pub fn keep_slack(&self) -> Result<()> {
+        let info = self.env.info();
+        let need = (info.last_page_number as u64 + 1) * 4096 + FILE_SLACK;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.data_file)
+            .map_err(crate::error::io_err(&self.data_file))?;
+        let len = f
+            .metadata()
+            .map_err(crate::error::io_err(&self.data_file))?
+            .len();
+        if len < need {
+            f.set_len(need + FILE_SLACK)
+                .map_err(crate::error::io_err(&self.data_file))?;
+        }
+        Ok(())
     }
 
     pub fn force_sync(&self) -> Result<()> {

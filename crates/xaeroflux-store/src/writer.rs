@@ -478,6 +478,7 @@ impl Writer {
         index.put_next_page(&mut txn, self.next_page)?;
         index.put_next_log_no(&mut txn, self.next_log_no)?;
         index.commit(txn)?;
+        index.keep_slack()?;
         if self.index_synced.elapsed() >= INDEX_SYNC_EVERY {
             self.sync_all()?;
         }
