@@ -1,0 +1,280 @@
+//! The store against its baselines, in one process and one run, on the same
+//! disk: durable batched appends against heed alone (one synced write
+//! transaction per 1,000 events) and a plain file (fdatasync every 1,000
+//! events); single-event durable latency; a full scan; proof generation and
+//! verification; and the time to open.
+//!
+//! `cargo bench -p xaeroflux --bench store` (XF_BENCH_EVENTS=N for another size).
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use heed::types::Bytes;
+use heed::{Database, EnvOpenOptions};
+use xaeroflux::merkle::{MemoryTree, hash_leaf};
+use xaeroflux::{Core, Topic, verify_inclusion};
+
+const BATCH: usize = 1000;
+const PAYLOAD: usize = 100;
+
+fn payload(i: u64) -> Vec<u8> {
+    let mut p = vec![0u8; PAYLOAD];
+    p[..8].copy_from_slice(&i.to_le_bytes());
+    for (j, b) in p.iter_mut().enumerate().skip(8) {
+        *b = (i as usize * 31 + j) as u8;
+    }
+    p
+}
+
+fn rate(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn bench_heed(dir: &Path, n: u64) -> (f64, f64) {
+    std::fs::create_dir_all(dir).unwrap();
+    let env = unsafe { EnvOpenOptions::new().map_size(8 << 30).max_dbs(1).open(dir) }.unwrap();
+    let mut wtxn = env.write_txn().unwrap();
+    let db: Database<Bytes, Bytes> = env.create_database(&mut wtxn, Some("events")).unwrap();
+    wtxn.commit().unwrap();
+    let t = Instant::now();
+    let mut i = 0u64;
+    while i < n {
+        let mut wtxn = env.write_txn().unwrap();
+        for _ in 0..BATCH.min((n - i) as usize) {
+            db.put(&mut wtxn, &i.to_be_bytes(), &payload(i)).unwrap();
+            i += 1;
+        }
+        wtxn.commit().unwrap(); // synced: heed's default durability
+    }
+    let append = rate(n, t.elapsed());
+    let t = Instant::now();
+    let rtxn = env.read_txn().unwrap();
+    let mut count = 0u64;
+    let mut sum = 0u64;
+    for item in db.iter(&rtxn).unwrap() {
+        let (_, v) = item.unwrap();
+        sum = sum.wrapping_add(v[0] as u64);
+        count += 1;
+    }
+    std::hint::black_box(sum);
+    assert_eq!(count, n);
+    (append, rate(n, t.elapsed()))
+}
+
+fn bench_file(path: &Path, n: u64) -> f64 {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .unwrap();
+    let t = Instant::now();
+    let mut buf = Vec::with_capacity(BATCH * (PAYLOAD + 4));
+    let mut i = 0u64;
+    while i < n {
+        buf.clear();
+        for _ in 0..BATCH.min((n - i) as usize) {
+            buf.extend_from_slice(&(PAYLOAD as u32).to_le_bytes());
+            buf.extend_from_slice(&payload(i));
+            i += 1;
+        }
+        f.write_all(&buf).unwrap();
+        f.sync_data().unwrap();
+    }
+    rate(n, t.elapsed())
+}
+
+fn file_latency(path: &Path, samples: usize) -> Vec<Duration> {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .unwrap();
+    let mut lat: Vec<Duration> = (0..samples as u64)
+        .map(|i| {
+            let t = Instant::now();
+            f.write_all(&payload(i)).unwrap();
+            f.sync_data().unwrap();
+            t.elapsed()
+        })
+        .collect();
+    lat.sort();
+    lat
+}
+
+fn main() {
+    let n: u64 = std::env::var("XF_BENCH_EVENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let base = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    println!(
+        "xaeroflux store benchmark: {n} events of {PAYLOAD} bytes, batches of {BATCH}, durable"
+    );
+    println!("(directory {}, same disk for all)\n", base.path().display());
+
+    // Baselines first, then the store; each on a fresh directory.
+    let (heed_rate, heed_scan) = bench_heed(&base.path().join("heed"), n);
+    let file_rate = bench_file(&base.path().join("plain.log"), n);
+
+    let store_dir = base.path().join("store");
+    let core = Core::builder().open(&store_dir).unwrap();
+    let topic = Topic::new("bench").unwrap();
+    let t = Instant::now();
+    let mut i = 0u64;
+    let mut log = None;
+    while i < n {
+        let evs = (0..BATCH.min((n - i) as usize))
+            .map(|k| core.new_event(&topic, payload(i + k as u64)))
+            .collect::<Vec<_>>();
+        i += evs.len() as u64;
+        let r = core.append_batch(evs).unwrap();
+        log = Some(r.heads[0].log);
+    }
+    let store_rate = rate(n, t.elapsed());
+    let log = log.unwrap();
+
+    println!("durable batched append (events/s)");
+    println!("  xaeroflux append_batch  {store_rate:>12.0}");
+    println!(
+        "  heed, synced txn/1000   {heed_rate:>12.0}   ratio {:.2}x (target >= 2x)",
+        store_rate / heed_rate
+    );
+    println!(
+        "  file, fdatasync/1000    {file_rate:>12.0}   ratio {:.2}x",
+        store_rate / file_rate
+    );
+
+    // Single-event durable append latency, beside a write+fdatasync of one record.
+    let samples = 2000;
+    let lat_topic = Topic::new("latency").unwrap();
+    let mut lat: Vec<Duration> = (0..samples as u64)
+        .map(|i| {
+            let ev = core.new_event(&lat_topic, payload(i));
+            let t = Instant::now();
+            core.append(ev).unwrap();
+            t.elapsed()
+        })
+        .collect();
+    lat.sort();
+    let flat = file_latency(&base.path().join("latency.log"), samples);
+    println!("\nsingle durable append latency ({samples} samples)");
+    println!(
+        "  xaeroflux append        p50 {:>8.1} us   p99 {:>8.1} us",
+        us(pct(&lat, 0.5)),
+        us(pct(&lat, 0.99))
+    );
+    println!(
+        "  file write+fdatasync    p50 {:>8.1} us   p99 {:>8.1} us   ratio p50 {:.2}x",
+        us(pct(&flat, 0.5)),
+        us(pct(&flat, 0.99)),
+        us(pct(&lat, 0.5)) / us(pct(&flat, 0.5))
+    );
+
+    // Full scan, beside a cursor scan of the heed baseline.
+    let t = Instant::now();
+    let mut count = 0u64;
+    let mut sum = 0u64;
+    for ev in core.iter_events().unwrap() {
+        let ev = ev.unwrap();
+        sum = sum.wrapping_add(ev.payload()[0] as u64);
+        count += 1;
+    }
+    std::hint::black_box(sum);
+    let scan = rate(count, t.elapsed());
+    println!("\nfull scan with iter_events (checksums checked)");
+    println!("  xaeroflux               {scan:>12.0} events/s (target >= 10M)");
+    println!(
+        "  heed cursor scan        {heed_scan:>12.0} events/s   ratio {:.2}x",
+        scan / heed_scan
+    );
+
+    // Proofs on the n-event log, beside the same proofs from an in-memory tree.
+    let size = core.log_size(&log).unwrap();
+    let k = 20_000u64;
+    let seqs: Vec<u64> = (0..k).map(|j| (j * 2_654_435_761) % size).collect();
+    let t = Instant::now();
+    let proofs: Vec<_> = seqs
+        .iter()
+        .map(|s| core.prove_inclusion(&log, *s, size).unwrap())
+        .collect();
+    let gen_us = us(t.elapsed()) / k as f64;
+    let t = Instant::now();
+    for p in &proofs {
+        verify_inclusion(&p.leaf_hash, p.index, p.size, &p.path, &p.root).unwrap();
+    }
+    let ver_us = us(t.elapsed()) / k as f64;
+    let mut tree = MemoryTree::new();
+    for ev in core.iter_log(&log, 0).unwrap() {
+        tree.push(hash_leaf(ev.unwrap().canonical_bytes()));
+    }
+    let t = Instant::now();
+    for s in &seqs {
+        std::hint::black_box(tree.inclusion_path(*s, size).unwrap());
+    }
+    let mem_us = us(t.elapsed()) / k as f64;
+    assert_eq!(tree.root(), proofs[0].root);
+    println!("\ninclusion proofs on a {size}-event log ({k} random leaves)");
+    println!("  generate (store)        {gen_us:>8.2} us   (target < 10 us)");
+    println!(
+        "  generate (memory tree)  {mem_us:>8.2} us   ratio {:.2}x",
+        gen_us / mem_us
+    );
+    println!("  verify                  {ver_us:>8.2} us");
+
+    // Open time of the store, beside opening the heed baseline.
+    core.close().unwrap();
+    let mut opens: Vec<Duration> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            let c = Core::builder().open(&store_dir).unwrap();
+            let d = t.elapsed();
+            assert_eq!(c.log_size(&log).unwrap(), n);
+            c.close().unwrap();
+            d
+        })
+        .collect();
+    opens.sort();
+    let mut heed_opens: Vec<Duration> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            let env = unsafe {
+                EnvOpenOptions::new()
+                    .map_size(8 << 30)
+                    .max_dbs(1)
+                    .open(base.path().join("heed"))
+            }
+            .unwrap();
+            let rtxn = env.read_txn().unwrap();
+            let _db: Option<Database<Bytes, Bytes>> =
+                env.open_database(&rtxn, Some("events")).unwrap();
+            drop(rtxn);
+            let d = t.elapsed();
+            env.prepare_for_closing().wait();
+            d
+        })
+        .collect();
+    heed_opens.sort();
+    println!("\nopen ({n} events, 1 log + {samples}-event log; median of 5)");
+    println!(
+        "  xaeroflux open          {:>8.2} ms   (target < 50 ms)",
+        opens[2].as_secs_f64() * 1e3
+    );
+    println!(
+        "  heed env open           {:>8.2} ms   ratio {:.1}x",
+        heed_opens[2].as_secs_f64() * 1e3,
+        opens[2].as_secs_f64() / heed_opens[2].as_secs_f64()
+    );
+}
