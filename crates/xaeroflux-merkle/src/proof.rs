@@ -13,6 +13,19 @@ pub trait NodeSource {
     type Error: From<MerkleError>;
     /// The hash of the perfect subtree at `level` and `index`.
     fn node(&self, level: u32, index: u64) -> Result<Hash, Self::Error>;
+
+    /// A remembered `MTH` of the leaves `[start, end)` (a range that is not a
+    /// perfect subtree), if the source keeps such things. Such a hash never
+    /// changes once `end` leaves exist, so a source may remember it.
+    fn remembered_range(&self, start: u64, end: u64) -> Option<Hash> {
+        let _ = (start, end);
+        None
+    }
+
+    /// Offers the `MTH` of `[start, end)` to be remembered.
+    fn remember_range(&self, start: u64, end: u64, hash: &Hash) {
+        let _ = (start, end, hash);
+    }
 }
 
 /// The largest power of two strictly below `n` (`n >= 2`).
@@ -43,10 +56,15 @@ pub fn subtree_root<S: NodeSource + ?Sized>(
     if len.is_power_of_two() && start.is_multiple_of(len) {
         return src.node(len.trailing_zeros(), start >> len.trailing_zeros());
     }
+    if let Some(h) = src.remembered_range(start, end) {
+        return Ok(h);
+    }
     let k = split(len);
     let left = subtree_root(src, start, start + k)?;
     let right = subtree_root(src, start + k, end)?;
-    Ok(hash_node(&left, &right))
+    let h = hash_node(&left, &right);
+    src.remember_range(start, end, &h);
+    Ok(h)
 }
 
 /// The root of the first `size` leaves.

@@ -40,7 +40,7 @@ impl fmt::Debug for TopicId {
 /// control characters, and its id.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Topic {
-    name: String,
+    name: std::sync::Arc<str>,
     id: TopicId,
 }
 
@@ -70,7 +70,7 @@ impl Topic {
             )));
         }
         Ok(Self {
-            name: name.to_string(),
+            name: name.into(),
             id: Self::id_of(name),
         })
     }

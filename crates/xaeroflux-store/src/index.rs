@@ -31,7 +31,7 @@ const META_NEXT_LOG: &[u8] = b"next_log_no";
 
 /// A page location: segment number and page number within it (1-based; page
 /// 0 of a segment holds the segment header).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub(crate) struct PageLoc {
     pub segment: u32,
     pub page: u32,

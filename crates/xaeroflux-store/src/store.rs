@@ -492,6 +492,7 @@ impl Store {
         let segments = Segments::new(seg_dir, page_size as usize, segment_pages, store_id);
         let author = key.verifying_key().to_bytes();
         let shared = Arc::new(Shared {
+            node_memo: Default::default(),
             dir: dir.clone(),
             index,
             segments,
@@ -673,14 +674,15 @@ impl Store {
         rec: &LogRecord,
         size: u64,
     ) -> IndexNodes<'a> {
-        IndexNodes {
-            index: &self.shared.index,
+        IndexNodes::new(
+            &self.shared.index,
             txn,
-            segments: &self.shared.segments,
-            log_no: rec.log_no,
-            log: log.to_bytes(),
+            &self.shared.segments,
+            rec.log_no,
+            log.to_bytes(),
             size,
-        }
+        )
+        .with_memo(&self.shared.node_memo)
     }
 
     /// Every log the store holds, with its size and root.

@@ -6,6 +6,8 @@
 //! edge of the tree) are recomputed from the complete chunks below them or,
 //! at tier 0, from the events. A proof thus costs a handful of lookups.
 
+use std::cell::RefCell;
+
 use heed::RoTxn;
 use xaeroflux_merkle::{Hash, MerkleError, NodeSource, hash_node};
 
@@ -13,6 +15,7 @@ use crate::error::{StoreError, corrupt};
 use crate::index::{CHUNK_NODES, Index};
 use crate::reader::leaf_at;
 use crate::segments::Segments;
+use crate::shared::{NODE_MEMO_MAX, NodeMemo};
 
 /// Offset in a chunk of each relative level 0..=4.
 const OFFSETS: [usize; 5] = [0, 16, 24, 28, 30];
@@ -105,17 +108,107 @@ impl ChunkAssembler {
 }
 
 /// The nodes of one log at one size, read from the index and the pages.
+///
+/// It remembers the chunks it has looked up and the right-edge nodes it has
+/// computed, so one proof (path, leaf and root) reads each chunk once.
 pub(crate) struct IndexNodes<'a> {
-    pub index: &'a Index,
-    pub txn: &'a RoTxn<'a>,
-    pub segments: &'a Segments,
-    pub log_no: u32,
-    pub log: [u8; 64],
-    pub size: u64,
+    index: &'a Index,
+    txn: &'a RoTxn<'a>,
+    segments: &'a Segments,
+    log_no: u32,
+    log: [u8; 64],
+    size: u64,
+    chunks: RefCell<Vec<ChunkEntry<'a>>>,
+    memo: Option<&'a NodeMemo>,
+}
+
+/// A looked-up chunk: (tier, chunk number) and its bytes, if stored.
+type ChunkEntry<'a> = ((u8, u64), Option<&'a [u8]>);
+
+/// Chunks remembered by one `IndexNodes`, at most (a proof needs a few per tier).
+const CHUNK_CACHE: usize = 64;
+
+impl<'a> IndexNodes<'a> {
+    pub fn new(
+        index: &'a Index,
+        txn: &'a RoTxn<'a>,
+        segments: &'a Segments,
+        log_no: u32,
+        log: [u8; 64],
+        size: u64,
+    ) -> Self {
+        Self {
+            index,
+            txn,
+            segments,
+            log_no,
+            log,
+            size,
+            chunks: RefCell::new(Vec::new()),
+            memo: None,
+        }
+    }
+
+    /// Shares computed right-edge nodes through a store-wide memo.
+    pub fn with_memo(mut self, memo: &'a NodeMemo) -> Self {
+        self.memo = Some(memo);
+        self
+    }
+
+    fn remembered(&self, level: u32, index: u64) -> Option<Hash> {
+        let m = self.memo?.lock().unwrap_or_else(|p| p.into_inner());
+        m.nodes.get(&(self.log_no, level, index)).copied()
+    }
+
+    fn remember(&self, level: u32, index: u64, h: Hash) {
+        if let Some(memo) = self.memo {
+            let mut m = memo.lock().unwrap_or_else(|p| p.into_inner());
+            if m.nodes.len() >= NODE_MEMO_MAX {
+                m.nodes.clear();
+            }
+            m.nodes.insert((self.log_no, level, index), h);
+        }
+    }
+
+    fn chunk(&self, tier: u8, chunk: u64) -> Result<Option<&'a [u8]>, StoreError> {
+        if let Some((_, c)) = self
+            .chunks
+            .borrow()
+            .iter()
+            .find(|(k, _)| *k == (tier, chunk))
+        {
+            return Ok(*c);
+        }
+        let c = self.index.chunk(self.txn, self.log_no, tier, chunk)?;
+        let mut cache = self.chunks.borrow_mut();
+        if cache.len() >= CHUNK_CACHE {
+            cache.clear();
+        }
+        cache.push(((tier, chunk), c));
+        Ok(c)
+    }
 }
 
 impl NodeSource for IndexNodes<'_> {
     type Error = StoreError;
+
+    fn remembered_range(&self, start: u64, end: u64) -> Option<Hash> {
+        let m = self.memo?.lock().unwrap_or_else(|p| p.into_inner());
+        m.ranges.get(&(self.log_no, start, end)).copied()
+    }
+
+    fn remember_range(&self, start: u64, end: u64, hash: &Hash) {
+        if end > self.size {
+            return;
+        }
+        if let Some(memo) = self.memo {
+            let mut m = memo.lock().unwrap_or_else(|p| p.into_inner());
+            if m.ranges.len() >= NODE_MEMO_MAX {
+                m.ranges.clear();
+            }
+            m.ranges.insert((self.log_no, start, end), *hash);
+        }
+    }
 
     fn node(&self, level: u32, index: u64) -> Result<Hash, StoreError> {
         let fits = level < 64
@@ -127,13 +220,16 @@ impl NodeSource for IndexNodes<'_> {
             return Err(MerkleError::MissingNode { level, index }.into());
         }
         let (tier, chunk, slot) = locate(level, index);
-        if let Some(c) = self.index.chunk(self.txn, self.log_no, tier, chunk)? {
+        if let Some(c) = self.chunk(tier, chunk)? {
             let mut h = [0u8; 32];
             h.copy_from_slice(&c[slot * 32..slot * 32 + 32]);
             return Ok(h);
         }
+        if let Some(h) = self.remembered(level, index) {
+            return Ok(h);
+        }
         if level == 0 {
-            return leaf_at(
+            let h = leaf_at(
                 self.index,
                 self.txn,
                 self.segments,
@@ -141,31 +237,32 @@ impl NodeSource for IndexNodes<'_> {
                 &self.log,
                 self.size,
                 index,
-            );
+            )?;
+            self.remember(0, index, h);
+            return Ok(h);
         }
         if level.is_multiple_of(4) {
-            let below = self
-                .index
-                .chunk(self.txn, self.log_no, tier - 1, index)?
-                .ok_or_else(|| {
-                    corrupt(
-                        self.index.data_file(),
-                        0,
-                        format!(
-                            "log {} lacks MMR chunk {} of tier {}",
-                            self.log_no,
-                            index,
-                            tier - 1
-                        ),
-                    )
-                })?;
+            let below = self.chunk(tier - 1, index)?.ok_or_else(|| {
+                corrupt(
+                    self.index.data_file(),
+                    0,
+                    format!(
+                        "log {} lacks MMR chunk {} of tier {}",
+                        self.log_no,
+                        index,
+                        tier - 1
+                    ),
+                )
+            })?;
             let mut h = [0u8; 32];
             h.copy_from_slice(&below[OFFSETS[4] * 32..OFFSETS[4] * 32 + 32]);
             return Ok(h);
         }
         let l = self.node(level - 1, 2 * index)?;
         let r = self.node(level - 1, 2 * index + 1)?;
-        Ok(hash_node(&l, &r))
+        let h = hash_node(&l, &r);
+        self.remember(level, index, h);
+        Ok(h)
     }
 }
 

@@ -1,19 +1,24 @@
-//! The one writer thread: it owns every write, group-commits what reaches it
-//! through its channel (many events, one data sync, one index transaction),
-//! and at open brings the index up to date from the segments' tail.
+//! The write path: one writer thread applies what reaches it through its
+//! channel to the logs' in-memory state and packs each group commit into a
+//! job; one flusher thread writes the job's pages, syncs them once, commits
+//! the index once and answers. The two overlap, so the next group is built
+//! while the previous one is being made durable. At open, the writer brings
+//! the index up to date from the segments' tail.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::os::unix::fs::FileExt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, bounded};
 use xaeroflux_merkle::{Frontier, Hash, hash_leaf, mth};
 
 use crate::Durability;
 use crate::error::{Result, StoreError, corrupt, io_err};
-use crate::event::{EVENT_HEADER_LEN, LogId, NewEvent, decode_event, encode_event_into};
+use crate::event::{EVENT_HEADER_LEN, LogId, NewEvent, TopicId, decode_event, encode_event_into};
 use crate::format::{
     FLAG_SEALED, PAGE_HEADER_LEN, PageHeader, RECORD_HEADER_LEN, read_record, write_record_header,
 };
@@ -50,6 +55,25 @@ pub(crate) enum Request {
     },
 }
 
+/// Log ids are made of hashes: their first bytes are already uniform, so
+/// the writer's maps need no keyed hash.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut b = [0u8; 8];
+        let n = bytes.len().min(8);
+        b[..n].copy_from_slice(&bytes[..n]);
+        self.0 = self.0.rotate_left(29) ^ u64::from_le_bytes(b);
+    }
+}
+
+type IdMap<V> = HashMap<LogId, V, BuildHasherDefault<IdHasher>>;
+
 /// A log's open page, held in memory by the writer.
 struct OpenBuf {
     loc: PageLoc,
@@ -58,7 +82,7 @@ struct OpenBuf {
     used: u32,
     buf: Vec<u8>,
     leaves: Vec<Hash>,
-    /// Page offset from which bytes have not been written yet.
+    /// Page offset from which bytes have not been handed to the flusher yet.
     write_from: usize,
     sealed: bool,
 }
@@ -72,7 +96,7 @@ impl OpenBuf {
             used: 0,
             buf: vec![0u8; page_size],
             leaves: Vec::new(),
-            write_from: 0,
+            write_from: PAGE_HEADER_LEN,
             sealed: false,
         }
     }
@@ -81,8 +105,18 @@ impl OpenBuf {
         self.buf.len() - PAGE_HEADER_LEN - self.used as usize
     }
 
-    fn header(&self, log: &LogId) -> PageHeader {
-        PageHeader {
+    fn entry(&self, log_no: u32) -> PageEntry {
+        PageEntry {
+            log_no,
+            first_seq: self.first_seq,
+            count: self.count,
+            sealed: self.sealed,
+        }
+    }
+
+    /// The bytes still to write: the header and the records not yet handed over.
+    fn take_write(&mut self, log: &LogId) -> PageWrite {
+        let header = PageHeader {
             flags: if self.sealed { FLAG_SEALED } else { 0 },
             log: log.to_bytes(),
             first_seq: self.first_seq,
@@ -95,15 +129,17 @@ impl OpenBuf {
             } else {
                 [0u8; 32]
             },
-        }
-    }
-
-    fn entry(&self, log_no: u32) -> PageEntry {
-        PageEntry {
-            log_no,
-            first_seq: self.first_seq,
-            count: self.count,
-            sealed: self.sealed,
+        };
+        let mut head = [0u8; PAGE_HEADER_LEN];
+        header.write(&mut head);
+        let end = PAGE_HEADER_LEN + self.used as usize;
+        let from = self.write_from.clamp(PAGE_HEADER_LEN, end);
+        self.write_from = end;
+        PageWrite {
+            loc: self.loc,
+            header: head,
+            from,
+            records: self.buf[from..end].to_vec(),
         }
     }
 }
@@ -116,7 +152,9 @@ struct LogState {
     frontier: Frontier,
     chunks: ChunkAssembler,
     open: Option<OpenBuf>,
+    /// Topic name, when this process has seen it (written once per log).
     topic_name: Option<String>,
+    touched: bool,
 }
 
 impl LogState {
@@ -144,35 +182,52 @@ impl LogState {
         open.used += rec_len as u32;
         let log_no = self.log_no;
         let chunks = &mut self.chunks;
-        let mut local = Vec::new();
-        self.frontier
-            .push_with(leaf, |l, i, h| chunks.on_node(l, i, h, &mut local));
-        done.extend(local.into_iter().map(|c| (log_no, c)));
+        self.frontier.push_with(leaf, |l, i, h| {
+            let mut local = Vec::new();
+            chunks.on_node(l, i, h, &mut local);
+            done.extend(local.into_iter().map(|c| (log_no, c)));
+        });
         self.size += 1;
         self.last_ts = self.last_ts.max(ts);
     }
 }
 
-/// What one group commit has to write.
-#[derive(Default)]
-struct Pending {
-    touched: HashSet<LogId>,
-    sealed: Vec<(LogId, OpenBuf)>,
-    chunks: Vec<(u32, DoneChunk)>,
-    new_logs: Vec<LogId>,
-    checkpoints: Vec<(u32, String)>,
+/// One page's bytes for the flusher.
+struct PageWrite {
+    loc: PageLoc,
+    header: [u8; PAGE_HEADER_LEN],
+    from: usize,
+    records: Vec<u8>,
 }
 
-pub(crate) struct Writer {
-    shared: Arc<Shared>,
-    durability: Durability,
-    files: HashMap<u32, File>,
-    logs: HashMap<LogId, LogState>,
+/// One group commit, self-contained: what to write, sync, index and answer.
+#[derive(Default)]
+struct Job {
+    writes: Vec<PageWrite>,
+    chunks: Vec<(u32, DoneChunk)>,
+    pages: Vec<(PageLoc, PageEntry)>,
+    records: Vec<(LogId, LogRecord)>,
+    topic_names: Vec<(TopicId, String)>,
+    checkpoints: Vec<(u32, String)>,
     next_page: PageLoc,
     next_log_no: u32,
-    unsynced: HashSet<u32>,
-    index_synced: Instant,
-    stopped: Option<String>,
+    answers: Vec<(Sender<Result<Committed>>, Committed)>,
+    acks: Vec<Sender<Result<()>>>,
+    syncs: Vec<Sender<Result<()>>>,
+}
+
+/// Why the store stopped taking writes, shared by the writer and flusher.
+type Stopped = Arc<Mutex<Option<String>>>;
+
+fn stopped_reason(s: &Stopped) -> Option<String> {
+    s.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+fn stop(s: &Stopped, why: String) {
+    let mut g = s.lock().unwrap_or_else(|p| p.into_inner());
+    if g.is_none() {
+        *g = Some(why);
+    }
 }
 
 fn now_ms() -> u64 {
@@ -182,41 +237,177 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Writes, syncs and indexes jobs, in order.
+struct Flusher {
+    shared: Arc<Shared>,
+    durability: Durability,
+    files: HashMap<u32, File>,
+    unsynced: HashSet<u32>,
+    index_synced: Instant,
+}
+
+impl Flusher {
+    fn file(&mut self, segment: u32) -> Result<&File> {
+        if !self.files.contains_key(&segment) {
+            let f = self.shared.segments.open_rw(segment)?;
+            self.files.insert(segment, f);
+        }
+        self.files
+            .get(&segment)
+            .ok_or_else(|| StoreError::InvalidArgument(format!("segment {segment} is not open")))
+    }
+
+    fn sync_segments(&mut self) -> Result<()> {
+        for seg in self.unsynced.drain().collect::<Vec<_>>() {
+            let path = self.shared.segments.path(seg);
+            self.file(seg)?.sync_data().map_err(io_err(&path))?;
+        }
+        Ok(())
+    }
+
+    /// Syncs every segment written since the last sync, and the index.
+    fn sync_all(&mut self) -> Result<()> {
+        self.sync_segments()?;
+        self.shared.index.force_sync()?;
+        self.index_synced = Instant::now();
+        Ok(())
+    }
+
+    /// Writes a job's pages (records first, then the headers that count
+    /// them), syncs them in the durable mode, then commits the index.
+    fn execute(&mut self, job: &Job, durable: bool) -> Result<()> {
+        let shared = self.shared.clone();
+        let segs = &shared.segments;
+        for w in &job.writes {
+            let base = segs.page_offset(w.loc);
+            let path = segs.path(w.loc.segment);
+            let file = self.file(w.loc.segment)?;
+            if !w.records.is_empty() {
+                file.write_all_at(&w.records, base + w.from as u64)
+                    .map_err(io_err(&path))?;
+            }
+            file.write_all_at(&w.header, base).map_err(io_err(&path))?;
+            self.unsynced.insert(w.loc.segment);
+        }
+        if durable {
+            self.sync_segments()?;
+        }
+        let index = &shared.index;
+        let mut txn = index.write_txn()?;
+        for (log_no, c) in &job.chunks {
+            index.put_chunk(&mut txn, *log_no, c.tier, c.chunk, &c.nodes)?;
+        }
+        for (loc, e) in &job.pages {
+            index.put_page(&mut txn, *loc, e)?;
+        }
+        for (id, r) in &job.records {
+            index.put_log_record(&mut txn, id, r)?;
+        }
+        for (topic, name) in &job.topic_names {
+            index.put_topic_name(&mut txn, topic, name)?;
+        }
+        for (log_no, note) in &job.checkpoints {
+            index.put_checkpoint(&mut txn, *log_no, note)?;
+        }
+        index.put_next_page(&mut txn, job.next_page)?;
+        index.put_next_log_no(&mut txn, job.next_log_no)?;
+        index.commit(txn)?;
+        index.keep_slack()?;
+        if self.index_synced.elapsed() >= INDEX_SYNC_EVERY {
+            self.sync_all()?;
+        }
+        Ok(())
+    }
+
+    fn answer(&mut self, job: Job, result: Result<()>, stopped: &Stopped) {
+        if let Err(e) = result {
+            // The writer's state is now ahead of the disk: stop taking writes.
+            stop(stopped, e.to_string());
+        }
+        if let Some(why) = stopped_reason(stopped) {
+            let err = || StoreError::WriterStopped(why.clone());
+            for (reply, _) in job.answers {
+                let _ = reply.send(Err(err()));
+            }
+            for reply in job.acks.into_iter().chain(job.syncs) {
+                let _ = reply.send(Err(err()));
+            }
+            return;
+        }
+        for (reply, c) in job.answers {
+            let _ = reply.send(Ok(c));
+        }
+        for reply in job.acks {
+            let _ = reply.send(Ok(()));
+        }
+        if !job.syncs.is_empty() {
+            let r = self.sync_all().map_err(|e| e.to_string());
+            for reply in job.syncs {
+                let _ = reply.send(r.clone().map_err(StoreError::WriterStopped));
+            }
+        }
+    }
+
+    fn run(mut self, jobs: Receiver<Job>, stopped: Stopped) {
+        let durable = self.durability == Durability::Durable;
+        while let Ok(job) = jobs.recv() {
+            let result = if stopped_reason(&stopped).is_some() {
+                Ok(())
+            } else {
+                self.execute(&job, durable)
+            };
+            self.answer(job, result, &stopped);
+            if !durable
+                && jobs.is_empty()
+                && stopped_reason(&stopped).is_none()
+                && let Err(e) = self.sync_all()
+            {
+                // Idle in the fast mode: make what was acknowledged durable.
+                stop(&stopped, e.to_string());
+            }
+        }
+        if stopped_reason(&stopped).is_none() {
+            let _ = self.sync_all();
+        }
+    }
+}
+
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    logs: IdMap<LogState>,
+    touched: Vec<LogId>,
+    next_page: PageLoc,
+    next_log_no: u32,
+    stopped: Stopped,
+    flusher: Option<Flusher>,
+}
+
 impl Writer {
     pub fn new(shared: Arc<Shared>, durability: Durability) -> Result<Self> {
         let txn = shared.index.read_txn()?;
         let next_page = shared.index.next_page(&txn)?;
         let next_log_no = shared.index.next_log_no(&txn)?;
         drop(txn);
-        Ok(Self {
-            shared,
+        let flusher = Flusher {
+            shared: shared.clone(),
             durability,
             files: HashMap::new(),
-            logs: HashMap::new(),
-            next_page,
-            next_log_no,
             unsynced: HashSet::new(),
             index_synced: Instant::now(),
-            stopped: None,
+        };
+        Ok(Self {
+            shared,
+            logs: IdMap::default(),
+            touched: Vec::new(),
+            next_page,
+            next_log_no,
+            stopped: Arc::new(Mutex::new(None)),
+            flusher: Some(flusher),
         })
     }
 
     fn page_size(&self) -> usize {
         self.shared.segments.page_size()
-    }
-
-    fn file(&mut self, segment: u32) -> Result<&File> {
-        if !self.files.contains_key(&segment) {
-            let f = if self.shared.segments.path(segment).exists() {
-                self.shared.segments.open_rw(segment)?
-            } else {
-                self.shared.segments.create(segment)?
-            };
-            self.files.insert(segment, f);
-        }
-        self.files
-            .get(&segment)
-            .ok_or_else(|| StoreError::InvalidArgument(format!("segment {segment} is not open")))
     }
 
     fn alloc_page(&mut self) -> Result<PageLoc> {
@@ -232,7 +423,9 @@ impl Writer {
                 "the store has no segment numbers left".into(),
             ));
         }
-        self.file(loc.segment)?;
+        if loc.page == 1 && !self.shared.segments.path(loc.segment).exists() {
+            self.shared.segments.create(loc.segment)?;
+        }
         self.next_page = PageLoc {
             segment: loc.segment,
             page: loc.page + 1,
@@ -241,14 +434,21 @@ impl Writer {
     }
 
     /// The state of a log, loaded from the index on first use.
-    fn load_log(&mut self, id: LogId) -> Result<()> {
-        if self.logs.contains_key(&id) {
-            return Ok(());
+    fn load_log(&mut self, id: LogId) -> Result<&mut LogState> {
+        if !self.logs.contains_key(&id) {
+            let st = self.read_log(id)?;
+            self.logs.insert(id, st);
         }
+        self.logs
+            .get_mut(&id)
+            .ok_or_else(|| StoreError::UnknownLog(id.to_string()))
+    }
+
+    fn read_log(&mut self, id: LogId) -> Result<LogState> {
         let shared = self.shared.clone();
         let index = &shared.index;
         let txn = index.read_txn()?;
-        let st = match index.log_record(&txn, &id)? {
+        Ok(match index.log_record(&txn, &id)? {
             None => {
                 let log_no = self.next_log_no;
                 self.next_log_no = log_no
@@ -262,17 +462,18 @@ impl Writer {
                     chunks: ChunkAssembler::default(),
                     open: None,
                     topic_name: None,
+                    touched: false,
                 }
             }
             Some(rec) => {
-                let nodes = IndexNodes {
+                let nodes = IndexNodes::new(
                     index,
-                    txn: &txn,
-                    segments: &shared.segments,
-                    log_no: rec.log_no,
-                    log: id.to_bytes(),
-                    size: rec.size,
-                };
+                    &txn,
+                    &shared.segments,
+                    rec.log_no,
+                    id.to_bytes(),
+                    rec.size,
+                );
                 let frontier = Frontier::load(&nodes, rec.size)?;
                 let chunks = ChunkAssembler::load(&nodes, rec.size)?;
                 let open = match rec.open {
@@ -286,12 +487,11 @@ impl Writer {
                     frontier,
                     chunks,
                     open,
-                    topic_name: None,
+                    topic_name: index.topic_name(&txn, &id.topic)?,
+                    touched: false,
                 }
             }
-        };
-        self.logs.insert(id, st);
-        Ok(())
+        })
     }
 
     /// Copies a log's open page into memory and re-hashes its leaves.
@@ -303,9 +503,8 @@ impl Writer {
         for ev in page.events(segs) {
             leaves.push(ev?.leaf_hash());
         }
-        let buf = page.data.to_vec();
         let end = PAGE_HEADER_LEN + o.used as usize;
-        if end > buf.len() {
+        if end > page.data.len() {
             return Err(corrupt(
                 segs.path(o.loc.segment),
                 segs.page_offset(o.loc) + 96,
@@ -319,32 +518,34 @@ impl Writer {
             first_seq: o.first_seq,
             count: o.count,
             used: o.used,
-            buf,
+            buf: page.data.to_vec(),
             leaves,
             write_from: end,
             sealed: false,
         })
     }
 
-    /// Makes room for a record of `rec_len` bytes in a log's open page,
-    /// sealing the full one and allocating another as needed.
-    fn room_for(&mut self, id: &LogId, rec_len: usize, pending: &mut Pending) -> Result<()> {
-        let page_size = self.page_size();
-        let needs_new = match self.logs.get(id).and_then(|s| s.open.as_ref()) {
-            Some(o) => o.room() < rec_len,
-            None => true,
-        };
-        if !needs_new {
-            return Ok(());
+    fn touch(&mut self, id: LogId) {
+        if let Some(st) = self.logs.get_mut(&id)
+            && !st.touched
+        {
+            st.touched = true;
+            self.touched.push(id);
         }
+    }
+
+    /// Seals a log's open page (it goes into the job) and opens a new one.
+    fn next_open_page(&mut self, id: &LogId, job: &mut Job) -> Result<()> {
         let loc = self.alloc_page()?;
+        let page_size = self.page_size();
         let st = self
             .logs
             .get_mut(id)
             .ok_or_else(|| StoreError::UnknownLog(id.to_string()))?;
         if let Some(mut full) = st.open.take() {
             full.sealed = true;
-            pending.sealed.push((*id, full));
+            job.writes.push(full.take_write(id));
+            job.pages.push((full.loc, full.entry(st.log_no)));
         }
         st.open = Some(OpenBuf::new(loc, st.size, page_size));
         Ok(())
@@ -353,26 +554,25 @@ impl Writer {
     fn apply_event(
         &mut self,
         ev: &NewEvent,
-        author: [u8; 32],
-        pending: &mut Pending,
+        id: LogId,
+        now: u64,
+        job: &mut Job,
     ) -> Result<(LogId, u64, Hash)> {
-        let id = LogId {
-            author,
-            topic: ev.topic.id(),
-        };
-        self.load_log(id)?;
-        let enc_len = EVENT_HEADER_LEN + ev.payload.len();
-        let rec_len = RECORD_HEADER_LEN + enc_len;
-        self.room_for(&id, rec_len, pending)?;
+        let rec_len = RECORD_HEADER_LEN + EVENT_HEADER_LEN + ev.payload.len();
+        let st = self.load_log(id)?;
+        if st.open.as_ref().is_none_or(|o| o.room() < rec_len) {
+            self.next_open_page(&id, job)?;
+        }
         let st = self
             .logs
             .get_mut(&id)
             .ok_or_else(|| StoreError::UnknownLog(id.to_string()))?;
         if st.topic_name.is_none() {
             st.topic_name = Some(ev.topic.name().to_string());
-            pending.new_logs.push(id);
+            job.topic_names
+                .push((id.topic, ev.topic.name().to_string()));
         }
-        let ts = now_ms().max(st.last_ts);
+        let ts = now.max(st.last_ts);
         let seq = st.size;
         let open = st
             .open
@@ -383,234 +583,113 @@ impl Writer {
         encode_event_into(rest, seq, ts, ev.kind, ev.flags, &ev.payload);
         write_record_header(head, rest);
         let leaf = hash_leaf(rest);
-        st.account(leaf, ts, rec_len, &mut pending.chunks);
-        pending.touched.insert(id);
+        st.account(leaf, ts, rec_len, &mut job.chunks);
+        self.touch(id);
         Ok((id, seq, leaf))
     }
 
-    /// Writes pages, syncs them (durable mode) and commits the index.
-    fn flush(&mut self, pending: Pending) -> Result<()> {
-        let durable = self.durability == Durability::Durable;
-        let mut synced: HashSet<u32> = HashSet::new();
-        let shared = self.shared.clone();
-        let segs = &shared.segments;
-        // Pages sealed in this commit, then every touched log's open page.
-        let mut writes: Vec<(PageLoc, Vec<u8>, usize, usize)> = Vec::new();
-        for (id, page) in &pending.sealed {
-            let mut head = vec![0u8; PAGE_HEADER_LEN];
-            page.header(id).write(&mut head);
-            let end = PAGE_HEADER_LEN + page.used as usize;
-            let from = page.write_from.max(PAGE_HEADER_LEN);
-            let mut body = head;
-            body.extend_from_slice(&page.buf[PAGE_HEADER_LEN..end]);
-            writes.push((page.loc, body, from, end));
-        }
-        for id in &pending.touched {
-            let Some(st) = self.logs.get_mut(id) else {
+    /// Finishes a job: the open pages and records of every touched log.
+    fn seal_job(&mut self, job: &mut Job) {
+        for id in self.touched.drain(..) {
+            let Some(st) = self.logs.get_mut(&id) else {
                 continue;
             };
-            let Some(open) = st.open.as_mut() else {
-                continue;
-            };
-            let h = open.header(id);
-            h.write(&mut open.buf);
-            let end = PAGE_HEADER_LEN + open.used as usize;
-            let from = open.write_from.max(PAGE_HEADER_LEN);
-            let mut body = open.buf[..PAGE_HEADER_LEN].to_vec();
-            body.extend_from_slice(&open.buf[PAGE_HEADER_LEN..end]);
-            writes.push((open.loc, body, from, end));
-            open.write_from = end;
-        }
-        for (loc, body, from, end) in &writes {
-            let base = segs.page_offset(*loc);
-            let path = segs.path(loc.segment);
-            let file = self.file(loc.segment)?;
-            // Records first, then the header that counts them.
-            if end > from {
-                file.write_all_at(&body[*from..*end], base + *from as u64)
-                    .map_err(io_err(&path))?;
+            st.touched = false;
+            if let Some(open) = st.open.as_mut() {
+                job.writes.push(open.take_write(&id));
+                job.pages.push((open.loc, open.entry(st.log_no)));
             }
-            file.write_all_at(&body[..PAGE_HEADER_LEN], base)
-                .map_err(io_err(&path))?;
-            synced.insert(loc.segment);
+            job.records.push((id, st.record()));
         }
-        if durable {
-            for seg in &synced {
-                let path = segs.path(*seg);
-                self.file(*seg)?.sync_data().map_err(io_err(&path))?;
-            }
-            for seg in self.unsynced.drain().collect::<Vec<_>>() {
-                if !synced.contains(&seg) {
-                    let path = segs.path(seg);
-                    self.file(seg)?.sync_data().map_err(io_err(&path))?;
-                }
-            }
-        } else {
-            self.unsynced.extend(synced);
-        }
-
-        let index = &shared.index;
-        let mut txn = index.write_txn()?;
-        for (log_no, c) in &pending.chunks {
-            index.put_chunk(&mut txn, *log_no, c.tier, c.chunk, &c.nodes)?;
-        }
-        for (id, page) in &pending.sealed {
-            let log_no = self.logs.get(id).map(|s| s.log_no).unwrap_or_default();
-            index.put_page(&mut txn, page.loc, &page.entry(log_no))?;
-        }
-        for id in &pending.touched {
-            let Some(st) = self.logs.get(id) else {
-                continue;
-            };
-            if let Some(open) = &st.open {
-                index.put_page(&mut txn, open.loc, &open.entry(st.log_no))?;
-            }
-            index.put_log_record(&mut txn, id, &st.record())?;
-        }
-        for id in &pending.new_logs {
-            if let Some(name) = self.logs.get(id).and_then(|s| s.topic_name.as_deref()) {
-                index.put_topic_name(&mut txn, &id.topic, name)?;
-            }
-        }
-        for (log_no, note) in &pending.checkpoints {
-            index.put_checkpoint(&mut txn, *log_no, note)?;
-        }
-        index.put_next_page(&mut txn, self.next_page)?;
-        index.put_next_log_no(&mut txn, self.next_log_no)?;
-        index.commit(txn)?;
-        index.keep_slack()?;
-        if self.index_synced.elapsed() >= INDEX_SYNC_EVERY {
-            self.sync_all()?;
-        }
-        Ok(())
+        job.next_page = self.next_page;
+        job.next_log_no = self.next_log_no;
     }
 
-    /// Syncs every segment written since the last sync, and the index.
-    fn sync_all(&mut self) -> Result<()> {
-        for seg in self.unsynced.drain().collect::<Vec<_>>() {
-            let path = self.shared.segments.path(seg);
-            self.file(seg)?.sync_data().map_err(io_err(&path))?;
-        }
-        self.shared.index.force_sync()?;
-        self.index_synced = Instant::now();
-        Ok(())
-    }
-
-    /// One group commit: applies every request, writes once, answers each.
-    fn commit(&mut self, batch: Vec<Request>) {
-        let mut pending = Pending::default();
-        let mut answers: Vec<(Sender<Result<Committed>>, Result<Committed>)> = Vec::new();
-        let mut small: Vec<Sender<Result<()>>> = Vec::new();
-        let mut syncs: Vec<Sender<Result<()>>> = Vec::new();
+    /// Applies one group of requests and packs it into a job.
+    fn build_job(&mut self, batch: Vec<Request>) -> Job {
+        let mut job = Job::default();
         let author = self.shared.author;
-        let mut fatal: Option<StoreError> = None;
+        let now = now_ms();
         for req in batch {
             match req {
                 Request::Append { events, reply } => {
-                    if let Some(msg) = &self.stopped {
-                        let _ = reply.send(Err(StoreError::WriterStopped(msg.clone())));
-                        continue;
-                    }
-                    if fatal.is_some() {
-                        answers.push((
-                            reply,
-                            Err(StoreError::WriterStopped("an earlier write failed".into())),
-                        ));
+                    if let Some(why) = stopped_reason(&self.stopped) {
+                        let _ = reply.send(Err(StoreError::WriterStopped(why)));
                         continue;
                     }
                     if let Err(e) = self.shared.check_events(&events) {
-                        answers.push((reply, Err(e)));
+                        let _ = reply.send(Err(e));
                         continue;
                     }
                     let mut c = Committed {
                         events: Vec::with_capacity(events.len()),
                         heads: Vec::new(),
                     };
-                    let mut logs_in_req: Vec<LogId> = Vec::new();
+                    let mut failed = None;
                     for ev in &events {
-                        match self.apply_event(ev, author, &mut pending) {
-                            Ok(r) => {
-                                if !logs_in_req.contains(&r.0) {
-                                    logs_in_req.push(r.0);
-                                }
-                                c.events.push(r);
-                            }
+                        let id = LogId {
+                            author,
+                            topic: ev.topic.id(),
+                        };
+                        match self.apply_event(ev, id, now, &mut job) {
+                            Ok(r) => c.events.push(r),
                             Err(e) => {
-                                fatal = Some(e);
+                                failed = Some(e);
                                 break;
                             }
                         }
                     }
-                    if fatal.is_some() {
-                        answers.push((
-                            reply,
-                            Err(StoreError::WriterStopped("a write failed".into())),
-                        ));
+                    if let Some(e) = failed {
+                        // Part of this request is in memory but cannot be
+                        // written consistently: stop, as after an I/O error.
+                        stop(&self.stopped, e.to_string());
+                        let _ = reply.send(Err(e));
                         continue;
                     }
-                    for id in logs_in_req {
+                    let mut seen: Vec<LogId> = Vec::new();
+                    for (id, _, _) in &c.events {
+                        if !seen.contains(id) {
+                            seen.push(*id);
+                        }
+                    }
+                    for id in seen {
                         if let Some(st) = self.logs.get(&id) {
                             c.heads.push((id, st.size, st.frontier.root()));
                         }
                     }
-                    answers.push((reply, Ok(c)));
+                    job.answers.push((reply, c));
                 }
-                Request::PutCheckpoint { log, note, reply } => {
-                    let res = self.load_log(log).and_then(|_| {
-                        self.logs
-                            .get(&log)
-                            .map(|s| s.log_no)
-                            .ok_or_else(|| StoreError::UnknownLog(log.to_string()))
-                    });
-                    match res {
-                        Ok(log_no) => {
-                            pending.checkpoints.push((log_no, note));
-                            small.push(reply);
-                        }
-                        Err(e) => {
-                            let _ = reply.send(Err(e));
-                        }
+                Request::PutCheckpoint { log, note, reply } => match self.load_log(log) {
+                    Ok(st) => {
+                        job.checkpoints.push((st.log_no, note));
+                        job.acks.push(reply);
                     }
-                }
-                Request::Sync { reply } => syncs.push(reply),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                },
+                Request::Sync { reply } => job.syncs.push(reply),
             }
         }
-        let result = match fatal {
-            Some(e) => Err(e),
-            None => self.flush(pending),
-        };
-        if let Err(e) = result {
-            // The in-memory state is now ahead of the disk: stop taking writes.
-            let msg = e.to_string();
-            self.stopped = Some(msg.clone());
-            for (reply, _) in answers {
-                let _ = reply.send(Err(StoreError::WriterStopped(msg.clone())));
-            }
-            for reply in small.into_iter().chain(syncs) {
-                let _ = reply.send(Err(StoreError::WriterStopped(msg.clone())));
-            }
-            return;
-        }
-        for (reply, a) in answers {
-            let _ = reply.send(a);
-        }
-        for reply in small {
-            let _ = reply.send(Ok(()));
-        }
-        if !syncs.is_empty() {
-            let r = self.sync_all();
-            for reply in syncs {
-                let _ = reply.send(
-                    r.as_ref()
-                        .map(|_| ())
-                        .map_err(|e| StoreError::WriterStopped(e.to_string())),
-                );
-            }
-        }
+        self.seal_job(&mut job);
+        job
     }
 
-    /// The writer loop: runs until every sender is gone.
+    /// Runs the writer loop until every sender is gone; the flusher runs on
+    /// its own thread, one job behind.
     pub fn run(mut self, rx: Receiver<Request>) {
+        let Some(flusher) = self.flusher.take() else {
+            return;
+        };
+        let (job_tx, job_rx) = bounded::<Job>(1);
+        let stopped = self.stopped.clone();
+        let flusher: Option<JoinHandle<()>> = std::thread::Builder::new()
+            .name("xaeroflux-flush".into())
+            .spawn(move || flusher.run(job_rx, stopped))
+            .ok();
+        if flusher.is_none() {
+            stop(&self.stopped, "could not start the flusher thread".into());
+        }
         while let Ok(first) = rx.recv() {
             let mut n = request_events(&first);
             let mut batch = vec![first];
@@ -623,27 +702,32 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.commit(batch);
-            if self.durability == Durability::Fast && rx.is_empty() && self.stopped.is_none() {
-                // Idle: make what fast mode acknowledged durable.
-                if let Err(e) = self.sync_all() {
-                    self.stopped = Some(e.to_string());
+            let job = self.build_job(batch);
+            if let Err(e) = job_tx.send(job) {
+                // The flusher is gone: answer here.
+                stop(&self.stopped, "the flusher thread stopped".into());
+                let job = e.into_inner();
+                for (reply, _) in job.answers {
+                    let _ = reply.send(Err(StoreError::WriterStopped(
+                        "the flusher thread stopped".into(),
+                    )));
                 }
             }
         }
-        if self.stopped.is_none() {
-            let _ = self.sync_all();
+        drop(job_tx);
+        if let Some(h) = flusher {
+            let _ = h.join();
         }
     }
 
     /// Brings the index up to date with the segments: events written (and
     /// possibly acknowledged) after the index's last commit are replayed.
-    /// Returns the number of events replayed.
+    /// Returns the number of events replayed. Runs before the threads start.
     pub fn recover(&mut self) -> Result<u64> {
         let shared = self.shared.clone();
         let index = &shared.index;
         let segs = &shared.segments;
-        let mut pending = Pending::default();
+        let mut job = Job::default();
         let mut replayed = 0u64;
         // 1. The open page of every indexed log may hold more records.
         let logs = {
@@ -655,7 +739,7 @@ impl Writer {
                 continue;
             }
             self.load_log(id)?;
-            replayed += self.replay_open_page(&id, &mut pending)?;
+            replayed += self.replay_open_page(&id, &mut job)?;
         }
         // 2. Pages allocated after the index's last commit.
         loop {
@@ -675,46 +759,44 @@ impl Writer {
                 break;
             }
             let id = LogId::from_bytes(&h.log);
-            self.load_log(id)?;
+            let size = self.load_log(id)?.size;
+            if h.first_seq != size {
+                break;
+            }
             let page_size = self.page_size();
-            let Some(st) = self.logs.get_mut(&id) else {
-                break;
-            };
-            if h.first_seq != st.size {
-                break;
+            if let Some(st) = self.logs.get_mut(&id) {
+                if let Some(mut full) = st.open.take() {
+                    full.sealed = true;
+                    full.write_from = PAGE_HEADER_LEN;
+                    job.writes.push(full.take_write(&id));
+                    job.pages.push((full.loc, full.entry(st.log_no)));
+                }
+                let mut open = OpenBuf::new(loc, size, page_size);
+                open.buf.copy_from_slice(data);
+                st.open = Some(open);
             }
-            if let Some(mut full) = st.open.take() {
-                full.sealed = true;
-                full.write_from = PAGE_HEADER_LEN;
-                pending.sealed.push((id, full));
-            }
-            let mut open = OpenBuf::new(loc, st.size, page_size);
-            open.buf.copy_from_slice(data);
-            open.write_from = PAGE_HEADER_LEN;
-            st.open = Some(open);
-            pending.touched.insert(id);
+            self.touch(id);
             self.next_page = PageLoc {
                 segment: loc.segment,
                 page: loc.page + 1,
             };
-            self.file(loc.segment)?;
-            replayed += self.replay_open_page(&id, &mut pending)?;
+            replayed += self.replay_open_page(&id, &mut job)?;
         }
-        if !pending.touched.is_empty() || !pending.sealed.is_empty() {
-            // Whatever was replayed is on disk already; this writes the headers
-            // and index entries that count it.
-            let was = self.durability;
-            self.durability = Durability::Durable;
-            let r = self.flush(pending);
-            self.durability = was;
-            r?;
-        }
-        self.sync_all()?;
+        self.seal_job(&mut job);
+        let mut flusher = self
+            .flusher
+            .take()
+            .ok_or_else(|| StoreError::WriterStopped("recovery ran twice".into()))?;
+        // Whatever was replayed is on disk already; this writes the headers
+        // and index entries that count it, durably.
+        let r = flusher.execute(&job, true).and_then(|_| flusher.sync_all());
+        self.flusher = Some(flusher);
+        r?;
         Ok(replayed)
     }
 
     /// Accounts for valid records found after the end of a log's open page.
-    fn replay_open_page(&mut self, id: &LogId, pending: &mut Pending) -> Result<u64> {
+    fn replay_open_page(&mut self, id: &LogId, job: &mut Job) -> Result<u64> {
         let Some(st) = self.logs.get_mut(id) else {
             return Ok(0);
         };
@@ -732,9 +814,7 @@ impl Writer {
             }
             let ts = header.timestamp_ms();
             let leaf = hash_leaf(bytes);
-            let rec_len = end - off;
-            st.account(leaf, ts, rec_len, &mut pending.chunks);
-            pending.touched.insert(*id);
+            st.account(leaf, ts, end - off, &mut job.chunks);
             n += 1;
         }
         if let Some(open) = st.open.as_mut() {
@@ -742,8 +822,11 @@ impl Writer {
             let end = PAGE_HEADER_LEN + open.used as usize;
             open.buf[end..].fill(0);
             if n > 0 {
-                open.write_from = open.write_from.min(end);
+                open.write_from = PAGE_HEADER_LEN;
             }
+        }
+        if n > 0 {
+            self.touch(*id);
         }
         Ok(n)
     }
