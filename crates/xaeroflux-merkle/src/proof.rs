@@ -295,6 +295,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn empty_or_reversed_ranges_are_errors() {
+        let t = crate::MemoryTree::new();
+        assert!(subtree_root(&t, 3, 3).is_err());
+        assert!(subtree_root(&t, 5, 2).is_err());
+    }
+
+    #[test]
     fn split_is_largest_power_below() {
         assert_eq!(split(2), 1);
         assert_eq!(split(3), 2);
