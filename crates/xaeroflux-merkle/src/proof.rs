@@ -52,6 +52,13 @@ pub fn subtree_root<S: NodeSource + ?Sized>(
     start: u64,
     end: u64,
 ) -> Result<Hash, S::Error> {
+    if end <= start {
+        return Err(MerkleError::SizeOutOfRange {
+            requested: start,
+            available: end,
+        }
+        .into());
+    }
     let len = end - start;
     if len.is_power_of_two() && start.is_multiple_of(len) {
         return src.node(len.trailing_zeros(), start >> len.trailing_zeros());
