@@ -180,6 +180,40 @@ fn receipt_json(r: &Receipt) -> serde_json::Value {
     })
 }
 
+fn hashes(hs: &[[u8; 32]]) -> serde_json::Value {
+    serde_json::Value::Array(hs.iter().map(|h| json!(hx(h))).collect())
+}
+
+/// Prints one record: a JSON object on one line, or aligned `key value`
+/// lines (one line per element of an array).
+fn emit(out: &mut impl Write, json: bool, fields: &[(&str, serde_json::Value)]) -> Result<()> {
+    use serde_json::Value;
+    if json {
+        let map: serde_json::Map<String, Value> = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        writeln!(out, "{}", Value::Object(map))?;
+        return Ok(());
+    }
+    let plain = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let w = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (k, v) in fields {
+        match v {
+            Value::Array(items) => {
+                for item in items {
+                    writeln!(out, "{k:<w$} {}", plain(item))?;
+                }
+            }
+            _ => writeln!(out, "{k:<w$} {}", plain(v))?,
+        }
+    }
+    Ok(())
+}
+
 fn main() {
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
@@ -313,33 +347,15 @@ fn run(cli: Cli) -> Result<()> {
                         None => store.log_info(&id)?.size,
                     };
                     let p = store.prove_inclusion(&id, seq, size)?;
-                    let path: Vec<String> = p.path.iter().map(|h| hx(h)).collect();
-                    if json {
-                        let v = json!({
-                            "log": id.to_string(),
-                            "index": p.index,
-                            "size": p.size,
-                            "leaf_hash": hx(&p.leaf_hash),
-                            "root": hx(&p.root),
-                            "path": path,
-                        });
-                        writeln!(out, "{v}")?;
-                    } else {
-                        writeln!(
-                            out,
-                            "log       {id}\nindex     {}\nsize      {}",
-                            p.index, p.size
-                        )?;
-                        writeln!(
-                            out,
-                            "leaf_hash {}\nroot      {}",
-                            hx(&p.leaf_hash),
-                            hx(&p.root)
-                        )?;
-                        for h in path {
-                            writeln!(out, "path      {h}")?;
-                        }
-                    }
+                    let fields = [
+                        ("log", json!(id.to_string())),
+                        ("index", json!(p.index)),
+                        ("size", json!(p.size)),
+                        ("leaf_hash", json!(hx(&p.leaf_hash))),
+                        ("root", json!(hx(&p.root))),
+                        ("path", hashes(&p.path)),
+                    ];
+                    emit(&mut out, json, &fields)?;
                 }
                 Prove::Consistency {
                     log,
@@ -353,33 +369,15 @@ fn run(cli: Cli) -> Result<()> {
                         None => store.log_info(&id)?.size,
                     };
                     let p = store.prove_consistency(&id, from, to)?;
-                    let path: Vec<String> = p.path.iter().map(|h| hx(h)).collect();
-                    if json {
-                        let v = json!({
-                            "log": id.to_string(),
-                            "from": p.old_size,
-                            "to": p.new_size,
-                            "old_root": hx(&p.old_root),
-                            "new_root": hx(&p.new_root),
-                            "path": path,
-                        });
-                        writeln!(out, "{v}")?;
-                    } else {
-                        writeln!(
-                            out,
-                            "log      {id}\nfrom     {}\nto       {}",
-                            p.old_size, p.new_size
-                        )?;
-                        writeln!(
-                            out,
-                            "old_root {}\nnew_root {}",
-                            hx(&p.old_root),
-                            hx(&p.new_root)
-                        )?;
-                        for h in path {
-                            writeln!(out, "path     {h}")?;
-                        }
-                    }
+                    let fields = [
+                        ("log", json!(id.to_string())),
+                        ("from", json!(p.old_size)),
+                        ("to", json!(p.new_size)),
+                        ("old_root", json!(hx(&p.old_root))),
+                        ("new_root", json!(hx(&p.new_root))),
+                        ("path", hashes(&p.path)),
+                    ];
+                    emit(&mut out, json, &fields)?;
                 }
             }
         }
@@ -403,25 +401,18 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Stat { json } => {
             let store = open_ro(&db)?;
             let s = store.stat()?;
-            if json {
-                let v = json!({
-                    "logs": s.logs, "events": s.events, "segments": s.segments, "pages": s.pages,
-                    "sealed_pages": s.sealed_pages, "segment_bytes": s.segment_bytes,
-                    "index_bytes": s.index_bytes, "page_size": s.page_size, "segment_pages": s.segment_pages,
-                });
-                writeln!(out, "{v}")?;
-            } else {
-                writeln!(out, "logs          {}", s.logs)?;
-                writeln!(out, "events        {}", s.events)?;
-                writeln!(
-                    out,
-                    "segments      {} ({} pages of {} bytes each)",
-                    s.segments, s.segment_pages, s.page_size
-                )?;
-                writeln!(out, "pages         {} ({} sealed)", s.pages, s.sealed_pages)?;
-                writeln!(out, "segment bytes {}", s.segment_bytes)?;
-                writeln!(out, "index bytes   {}", s.index_bytes)?;
-            }
+            let fields = [
+                ("logs", json!(s.logs)),
+                ("events", json!(s.events)),
+                ("segments", json!(s.segments)),
+                ("pages", json!(s.pages)),
+                ("sealed_pages", json!(s.sealed_pages)),
+                ("segment_bytes", json!(s.segment_bytes)),
+                ("index_bytes", json!(s.index_bytes)),
+                ("page_size", json!(s.page_size)),
+                ("segment_pages", json!(s.segment_pages)),
+            ];
+            emit(&mut out, json, &fields)?;
         }
     }
     out.flush()?;

@@ -3,7 +3,7 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::*;
 use xaeroflux_merkle::{NoteVerifier, from_hex, hash_leaf, verify_consistency, verify_inclusion};
@@ -24,19 +24,7 @@ fn append_dump_prove_checkpoint_and_verify() {
     let log = r[0]["log"].as_str().unwrap().to_string();
 
     // --lines: one receipt per line, in order, each with its own root.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xf"))
-        .args([
-            "--db",
-            db.to_str().unwrap(),
-            "append",
-            "--topic",
-            "chat",
-            "--lines",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_lines(db, "chat");
     let mut stdin = child.stdin.take().unwrap();
     for i in 1..=50 {
         writeln!(stdin, "line {i}").unwrap();
@@ -226,19 +214,7 @@ fn errors_are_clear() {
 fn readers_work_beside_a_writer_process_and_a_second_writer_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xf"))
-        .args([
-            "--db",
-            db.to_str().unwrap(),
-            "append",
-            "--topic",
-            "live",
-            "--lines",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_lines(db, "live");
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     use std::io::BufRead;

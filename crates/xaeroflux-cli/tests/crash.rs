@@ -6,7 +6,6 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -39,20 +38,7 @@ fn sigkill_never_loses_an_acknowledged_event() {
             s.close().unwrap();
         }
         let topic = if round % 3 == 0 { "crash-b" } else { "crash-a" };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_xf"))
-            .args([
-                "--db",
-                db.to_str().unwrap(),
-                "append",
-                "--topic",
-                topic,
-                "--lines",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_lines(&db, topic);
         let mut stdin = child.stdin.take().unwrap();
         let stdout = child.stdout.take().unwrap();
         // Feed lines until the pipe breaks (bounded in count).

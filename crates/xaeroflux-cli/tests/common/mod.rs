@@ -24,6 +24,19 @@ pub fn xf_ok(db: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
+/// Starts `xf append --topic TOPIC --lines` with piped stdin and stdout.
+pub fn spawn_lines(db: &Path, topic: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_xf"))
+        .arg("--db")
+        .arg(db)
+        .args(["append", "--topic", topic, "--lines"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn xf append --lines")
+}
+
 pub fn json_lines(s: &str) -> Vec<serde_json::Value> {
     s.lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON {l:?}: {e}")))
