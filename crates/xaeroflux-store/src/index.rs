@@ -100,6 +100,8 @@ pub(crate) struct Index {
     dbs: Dbs,
     map_start: usize,
     map_len: usize,
+    /// File length known to be allocated (for `keep_slack`).
+    slack_until: std::sync::atomic::AtomicU64,
 }
 
 fn sealed(mut v: Vec<u8>) -> Vec<u8> {
@@ -382,6 +384,7 @@ impl Index {
             data_file: dir.join("data.mdb"),
             map_start: info.map_addr as usize,
             map_len: info.map_size,
+            slack_until: std::sync::atomic::AtomicU64::new(0),
             env,
             dbs,
         })
@@ -434,10 +437,16 @@ impl Index {
         txn.commit().map_err(self.err())
     }
 
-    /// Keeps `FILE_SLACK` bytes of file past LMDB's last used page.
+    /// Keeps `FILE_SLACK` bytes of file past LMDB's last used page. The
+    /// file is only touched when less than three quarters of the slack is
+    /// left, so at least 96 KiB always are: more than a damaged 16-bit
+    /// offset or key size can reach past a page.
     pub fn keep_slack(&self) -> Result<()> {
-        let info = self.env.info();
-        let need = (info.last_page_number as u64 + 1) * 4096 + FILE_SLACK;
+        use std::sync::atomic::Ordering;
+        let used = (self.env.info().last_page_number as u64 + 1) * 4096;
+        if used + FILE_SLACK / 4 * 3 <= self.slack_until.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let f = std::fs::OpenOptions::new()
             .write(true)
             .open(&self.data_file)
@@ -446,10 +455,12 @@ impl Index {
             .metadata()
             .map_err(crate::error::io_err(&self.data_file))?
             .len();
-        if len < need {
-            f.set_len(need + FILE_SLACK)
+        let want = used + FILE_SLACK;
+        if len < want {
+            f.set_len(want)
                 .map_err(crate::error::io_err(&self.data_file))?;
         }
+        self.slack_until.store(len.max(want), Ordering::Relaxed);
         Ok(())
     }
 
