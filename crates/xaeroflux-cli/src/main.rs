@@ -180,6 +180,18 @@ fn receipt_json(r: &Receipt) -> serde_json::Value {
     })
 }
 
+/// An error and its chain of causes on one line.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
 fn hashes(hs: &[[u8; 32]]) -> serde_json::Value {
     serde_json::Value::Array(hs.iter().map(|h| json!(hx(h))).collect())
 }
@@ -392,7 +404,7 @@ fn run(cli: Cli) -> Result<()> {
             out.flush()?;
             if !r.is_ok() {
                 for p in &r.problems {
-                    eprintln!("corrupt: {p}");
+                    eprintln!("corrupt: {}", with_causes(p));
                 }
                 bail!("{} problem(s) found", r.problems.len());
             }

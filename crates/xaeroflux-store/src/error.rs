@@ -8,8 +8,9 @@ use xaeroflux_merkle::MerkleError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// An operating-system error on a file of the store.
-    #[error("I/O error on {path}: {source}")]
+    /// An operating-system error on a file of the store (the OS error is
+    /// the `source`).
+    #[error("I/O error on {path}")]
     Io {
         /// The file or directory.
         path: PathBuf,
@@ -36,8 +37,8 @@ pub enum StoreError {
         /// Version this build reads and writes.
         supported: u32,
     },
-    /// The LMDB index refused an operation.
-    #[error("index error in {path}: {source}")]
+    /// The LMDB index refused an operation (LMDB's error is the `source`).
+    #[error("index error in {path}")]
     Index {
         /// The index directory.
         path: PathBuf,
