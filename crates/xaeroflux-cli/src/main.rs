@@ -69,6 +69,8 @@ enum Cmd {
     },
     /// Check every page, record, tree root and checkpoint signature.
     Verify,
+    /// Rebuild the index from the segments (the damaged index is kept aside).
+    Repair,
     /// Print the store's sizes.
     Stat {
         /// As JSON.
@@ -409,6 +411,30 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("{} problem(s) found", r.problems.len());
             }
             writeln!(out, "ok")?;
+        }
+        Cmd::Repair => {
+            let (store, moved) = Store::repair(&db, StoreOptions::default())
+                .with_context(|| format!("repairing {}", db.display()))?;
+            let s = store.stat()?;
+            writeln!(
+                out,
+                "rebuilt the index from {} events in {} logs ({} pages)",
+                store.recovered_events(),
+                s.logs,
+                s.pages
+            )?;
+            if let Some(p) = moved {
+                writeln!(out, "the previous index is kept at {}", p.display())?;
+            }
+            let r = store.verify()?;
+            if !r.is_ok() {
+                for p in &r.problems {
+                    eprintln!("corrupt: {}", with_causes(p));
+                }
+                bail!("{} problem(s) remain after the rebuild", r.problems.len());
+            }
+            writeln!(out, "verified: ok")?;
+            store.close()?;
         }
         Cmd::Stat { json } => {
             let store = open_ro(&db)?;

@@ -175,14 +175,12 @@ pub(crate) fn write_segment_header(
     b[40..44].copy_from_slice(&c.to_le_bytes());
 }
 
-/// Checks a segment header against what the store expects.
-pub(crate) fn check_segment_header(
-    buf: &[u8],
-    page_size: u32,
-    segment_pages: u32,
-    segment: u32,
-    store_id: &[u8; 16],
-) -> Result<(), (u64, String)> {
+/// What a segment header says: page size, data pages per segment, segment
+/// number and store id.
+pub(crate) type SegmentHeader = (u32, u32, u32, [u8; 16]);
+
+/// Reads a segment header, checking magic, version and CRC.
+pub(crate) fn read_segment_header(buf: &[u8]) -> Result<SegmentHeader, (u64, String)> {
     let b = buf
         .get(..SEGMENT_HEADER_LEN)
         .ok_or((0, "segment file shorter than its header".to_string()))?;
@@ -198,13 +196,27 @@ pub(crate) fn check_segment_header(
     if u32_at(b, 40) != crc32c::crc32c(&b[0..40]) {
         return Err((40, "segment header checksum mismatch".into()));
     }
-    if u32_at(b, 12) != page_size || u32_at(b, 16) != segment_pages {
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&b[24..40]);
+    Ok((u32_at(b, 12), u32_at(b, 16), u32_at(b, 20), id))
+}
+
+/// Checks a segment header against what the store expects.
+pub(crate) fn check_segment_header(
+    buf: &[u8],
+    page_size: u32,
+    segment_pages: u32,
+    segment: u32,
+    store_id: &[u8; 16],
+) -> Result<(), (u64, String)> {
+    let (ps, sp, seg, id) = read_segment_header(buf)?;
+    if ps != page_size || sp != segment_pages {
         return Err((12, "segment geometry differs from the store's".into()));
     }
-    if u32_at(b, 20) != segment {
-        return Err((20, format!("segment file holds segment {}", u32_at(b, 20))));
+    if seg != segment {
+        return Err((20, format!("segment file holds segment {seg}")));
     }
-    if &b[24..40] != store_id {
+    if &id != store_id {
         return Err((24, "segment belongs to another store".into()));
     }
     Ok(())

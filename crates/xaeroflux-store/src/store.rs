@@ -307,6 +307,32 @@ impl std::fmt::Debug for Store {
 }
 
 const LOCK_FILE: &str = "LOCK";
+const SEGMENT_ZERO: &str = "segments/00000000.xfseg";
+
+/// Page size, pages per segment and store id from the first segment's
+/// header, when there is one.
+fn read_segment_zero(dir: &Path) -> Result<Option<(u32, u32, [u8; 16])>> {
+    let path = dir.join(SEGMENT_ZERO);
+    let mut f = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(&path)(e)),
+    };
+    let mut head = [0u8; crate::format::SEGMENT_HEADER_LEN];
+    f.read_exact(&mut head)
+        .map_err(|_| corrupt(&path, 0, "segment file shorter than its header"))?;
+    let (ps, sp, seg, id) =
+        crate::format::read_segment_header(&head).map_err(|(o, r)| corrupt(&path, o, r))?;
+    if seg != 0 {
+        return Err(corrupt(
+            &path,
+            20,
+            format!("the first segment file holds segment {seg}"),
+        ));
+    }
+    check_geometry(ps, sp).map_err(|_| corrupt(&path, 12, "impossible page geometry"))?;
+    Ok(Some((ps, sp, id)))
+}
 const IDENTITY_FILE: &str = "identity.key";
 
 fn take_lock(dir: &Path) -> Result<File> {
@@ -411,7 +437,45 @@ impl Store {
     /// Opens the store in `dir`, creating it (and its identity) when it does
     /// not exist and `options.read_only` is false.
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Self> {
-        let dir = dir.as_ref().to_path_buf();
+        Self::open_inner(dir.as_ref(), options, None)
+    }
+
+    /// Rebuilds the index from the segments, which hold everything that
+    /// was appended: the current index (damaged, or from another time) is
+    /// moved aside to `index.damaged-<unix seconds>` and a new one is built
+    /// by replaying every page. Topic names and other authors' checkpoints
+    /// live only in the index and are not recovered (the store's own
+    /// checkpoints are signed again on demand). Returns the opened store.
+    pub fn repair(dir: impl AsRef<Path>, options: StoreOptions) -> Result<(Self, Option<PathBuf>)> {
+        let dir = dir.as_ref();
+        if options.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        if !dir.join(SEGMENT_ZERO).exists() {
+            return Err(StoreError::InvalidArgument(format!(
+                "{} holds no segments to rebuild from",
+                dir.display()
+            )));
+        }
+        let lock = take_lock(dir)?;
+        let index_dir = dir.join("index");
+        let moved = if index_dir.exists() {
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let aside = dir.join(format!("index.damaged-{secs}"));
+            std::fs::rename(&index_dir, &aside).map_err(io_err(&aside))?;
+            sync_dir(dir)?;
+            Some(aside)
+        } else {
+            None
+        };
+        Ok((Self::open_inner(dir, options, Some(lock))?, moved))
+    }
+
+    fn open_inner(dir: &Path, options: StoreOptions, held_lock: Option<File>) -> Result<Self> {
+        let dir = dir.to_path_buf();
         let writable = !options.read_only;
         if writable {
             std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
@@ -424,10 +488,10 @@ impl Store {
                 ),
             });
         }
-        let lock = if writable {
-            Some(take_lock(&dir)?)
-        } else {
-            None
+        let lock = match (writable, held_lock) {
+            (true, Some(l)) => Some(l),
+            (true, None) => Some(take_lock(&dir)?),
+            (false, _) => None,
         };
         let key = load_or_create_identity(&dir, writable)?;
         let index_dir = dir.join("index");
@@ -463,14 +527,32 @@ impl Store {
                 (id, ps, sp)
             }
             None if writable => {
-                let ps = options.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
-                let sp = options.segment_pages.unwrap_or(DEFAULT_SEGMENT_PAGES);
+                // A new index: for a new store, or beside existing segments
+                // (a lost or set-aside index), whose id and geometry it adopts;
+                // recovery then replays every page.
+                let (ps, sp, id) = match read_segment_zero(&dir)? {
+                    Some((ps, sp, id)) => {
+                        let differs = options.page_size.is_some_and(|w| w != ps)
+                            || options.segment_pages.is_some_and(|w| w != sp);
+                        if differs {
+                            return Err(StoreError::InvalidArgument(format!(
+                                "the store's segments have {ps}-byte pages, {sp} per segment"
+                            )));
+                        }
+                        (ps, sp, id)
+                    }
+                    None => {
+                        let mut id = [0u8; 16];
+                        getrandom::fill(&mut id).map_err(|e| StoreError::Io {
+                            path: dir.clone(),
+                            source: std::io::Error::other(e.to_string()),
+                        })?;
+                        let ps = options.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+                        let sp = options.segment_pages.unwrap_or(DEFAULT_SEGMENT_PAGES);
+                        (ps, sp, id)
+                    }
+                };
                 check_geometry(ps, sp)?;
-                let mut id = [0u8; 16];
-                getrandom::fill(&mut id).map_err(|e| StoreError::Io {
-                    path: dir.clone(),
-                    source: std::io::Error::other(e.to_string()),
-                })?;
                 let mut txn = index.write_txn()?;
                 index.put_header(&mut txn, &id, ps, sp)?;
                 index.commit(txn)?;

@@ -139,3 +139,86 @@ fn a_torn_record_after_the_last_good_one_is_dropped() {
     let store = Store::open(dir.path(), small_pages()).unwrap();
     assert_eq!(events(&store, &log).len(), 11);
 }
+
+fn snapshot(
+    store: &Store,
+) -> Vec<(
+    xaeroflux_store::LogId,
+    u64,
+    [u8; 32],
+    Vec<xaeroflux_store::Event>,
+)> {
+    let mut logs: Vec<_> = store
+        .logs()
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.log, l.size, l.root, events(store, &l.log)))
+        .collect();
+    logs.sort_by_key(|l| l.0);
+    logs
+}
+
+fn several_logs(
+    dir: &std::path::Path,
+) -> Vec<(
+    xaeroflux_store::LogId,
+    u64,
+    [u8; 32],
+    Vec<xaeroflux_store::Event>,
+)> {
+    let store = open(dir);
+    for (t, n) in [("x", 300u64), ("y", 17), ("z", 64)] {
+        fill(&store, &Topic::new(t).unwrap(), n);
+    }
+    let s = snapshot(&store);
+    store.close().unwrap();
+    s
+}
+
+#[test]
+fn a_lost_index_is_rebuilt_from_the_segments_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = several_logs(dir.path());
+    fs::remove_dir_all(dir.path().join("index")).unwrap();
+    let store = open(dir.path());
+    assert_eq!(store.recovered_events(), 300 + 17 + 64);
+    assert_eq!(snapshot(&store), before);
+    assert!(store.verify().unwrap().is_ok());
+    // The topic view works by name; the name itself comes back with the next append.
+    let x = Topic::new("x").unwrap();
+    assert_eq!(store.iter_topic(&x).unwrap().count(), 300);
+    store
+        .append(NewEvent::application(&x, b"more".to_vec()))
+        .unwrap();
+    let info = store.log_info(&store.own_log(&x)).unwrap();
+    assert_eq!((info.size, info.topic_name.as_deref()), (301, Some("x")));
+}
+
+#[test]
+fn repair_sets_a_damaged_index_aside_and_rebuilds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = several_logs(dir.path());
+    // Wreck the index: zero its first pages (both LMDB meta pages included).
+    let data = dir.path().join("index/data.mdb");
+    let mut bytes = fs::read(&data).unwrap();
+    bytes[..16384].fill(0);
+    fs::write(&data, &bytes).unwrap();
+    assert!(Store::open(dir.path(), small_pages()).is_err());
+    let (store, moved) = Store::repair(dir.path(), small_pages()).unwrap();
+    let moved = moved.expect("the damaged index is kept");
+    assert!(moved.join("data.mdb").exists());
+    assert_eq!(snapshot(&store), before);
+    assert!(store.verify().unwrap().is_ok());
+    drop(store);
+    // And it opens normally afterwards, with nothing left to replay.
+    let store = open(dir.path());
+    assert_eq!(store.recovered_events(), 0);
+    assert_eq!(snapshot(&store), before);
+    // Repair refuses a directory without segments, and a store held by a writer.
+    let empty = tempfile::tempdir().unwrap();
+    assert!(Store::repair(empty.path(), small_pages()).is_err());
+    assert!(matches!(
+        Store::repair(dir.path(), small_pages()),
+        Err(xaeroflux_store::StoreError::Locked { .. })
+    ));
+}
