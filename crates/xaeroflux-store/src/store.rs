@@ -60,6 +60,10 @@ pub struct StoreOptions {
     pub read_only: bool,
     /// Largest size the index may grow to (virtual address space, not disk).
     pub index_map_size: usize,
+    /// Logs whose state (open page, tree frontier) the writer keeps in
+    /// memory between commits; others reload from the index when appended
+    /// to. About one page of memory each.
+    pub writer_log_cache: usize,
 }
 
 impl Default for StoreOptions {
@@ -74,6 +78,7 @@ impl Default for StoreOptions {
             } else {
                 1 << 30
             },
+            writer_log_cache: 1024,
         }
     }
 }
@@ -583,7 +588,7 @@ impl Store {
         });
         let mut recovered = 0;
         let writer = if writable {
-            let mut w = Writer::new(shared.clone(), options.durability)?;
+            let mut w = Writer::new(shared.clone(), options.durability, options.writer_log_cache)?;
             recovered = w.recover()?;
             let (tx, rx) = bounded(WRITER_QUEUE);
             let thread = std::thread::Builder::new()

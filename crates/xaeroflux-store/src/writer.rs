@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -155,6 +156,9 @@ struct LogState {
     /// Topic name, when this process has seen it (written once per log).
     topic_name: Option<String>,
     touched: bool,
+    /// The last job that touched this log: it may be evicted from memory
+    /// once the flusher has committed that job.
+    last_job: u64,
 }
 
 impl LogState {
@@ -203,6 +207,8 @@ struct PageWrite {
 /// One group commit, self-contained: what to write, sync, index and answer.
 #[derive(Default)]
 struct Job {
+    /// Its number, in the order jobs are built (recovery's is 0).
+    seq: u64,
     writes: Vec<PageWrite>,
     chunks: Vec<(u32, DoneChunk)>,
     pages: Vec<(PageLoc, PageEntry)>,
@@ -348,7 +354,7 @@ impl Flusher {
         }
     }
 
-    fn run(mut self, jobs: Receiver<Job>, stopped: Stopped) {
+    fn run(mut self, jobs: Receiver<Job>, stopped: Stopped, committed: Arc<AtomicU64>) {
         let durable = self.durability == Durability::Durable;
         while let Ok(job) = jobs.recv() {
             let result = if stopped_reason(&stopped).is_some() {
@@ -356,7 +362,12 @@ impl Flusher {
             } else {
                 self.execute(&job, durable)
             };
+            let seq = job.seq;
+            let ok = result.is_ok();
             self.answer(job, result, &stopped);
+            if ok {
+                committed.store(seq, Ordering::Release);
+            }
             if !durable
                 && jobs.is_empty()
                 && stopped_reason(&stopped).is_none()
@@ -374,6 +385,12 @@ impl Flusher {
 
 pub(crate) struct Writer {
     shared: Arc<Shared>,
+    /// Logs kept in memory between jobs, at most (more while in flight).
+    max_logs: usize,
+    /// Number of the job being built.
+    job_seq: u64,
+    /// The last job the flusher committed.
+    committed: Arc<AtomicU64>,
     logs: IdMap<LogState>,
     touched: Vec<LogId>,
     next_page: PageLoc,
@@ -383,7 +400,7 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub fn new(shared: Arc<Shared>, durability: Durability) -> Result<Self> {
+    pub fn new(shared: Arc<Shared>, durability: Durability, max_logs: usize) -> Result<Self> {
         let txn = shared.index.read_txn()?;
         let next_page = shared.index.next_page(&txn)?;
         let next_log_no = shared.index.next_log_no(&txn)?;
@@ -397,6 +414,9 @@ impl Writer {
         };
         Ok(Self {
             shared,
+            max_logs: max_logs.max(1),
+            job_seq: 0,
+            committed: Arc::new(AtomicU64::new(0)),
             logs: IdMap::default(),
             touched: Vec::new(),
             next_page,
@@ -463,6 +483,7 @@ impl Writer {
                     open: None,
                     topic_name: None,
                     touched: false,
+                    last_job: 0,
                 }
             }
             Some(rec) => {
@@ -489,6 +510,7 @@ impl Writer {
                     open,
                     topic_name: index.topic_name(&txn, &id.topic)?,
                     touched: false,
+                    last_job: 0,
                 }
             }
         })
@@ -526,11 +548,12 @@ impl Writer {
     }
 
     fn touch(&mut self, id: LogId) {
-        if let Some(st) = self.logs.get_mut(&id)
-            && !st.touched
-        {
-            st.touched = true;
-            self.touched.push(id);
+        if let Some(st) = self.logs.get_mut(&id) {
+            st.last_job = self.job_seq;
+            if !st.touched {
+                st.touched = true;
+                self.touched.push(id);
+            }
         }
     }
 
@@ -607,7 +630,11 @@ impl Writer {
 
     /// Applies one group of requests and packs it into a job.
     fn build_job(&mut self, batch: Vec<Request>) -> Job {
-        let mut job = Job::default();
+        self.job_seq += 1;
+        let mut job = Job {
+            seq: self.job_seq,
+            ..Job::default()
+        };
         let author = self.shared.author;
         let now = now_ms();
         for req in batch {
@@ -675,6 +702,17 @@ impl Writer {
         job
     }
 
+    /// Keeps at most `max_logs` logs in memory: when there are more, drops
+    /// those whose last job the flusher has committed (they reload from the
+    /// index when next needed).
+    fn evict(&mut self) {
+        if self.logs.len() <= self.max_logs {
+            return;
+        }
+        let committed = self.committed.load(Ordering::Acquire);
+        self.logs.retain(|_, st| st.last_job > committed);
+    }
+
     /// Runs the writer loop until every sender is gone; the flusher runs on
     /// its own thread, one job behind.
     pub fn run(mut self, rx: Receiver<Request>) {
@@ -683,9 +721,10 @@ impl Writer {
         };
         let (job_tx, job_rx) = bounded::<Job>(1);
         let stopped = self.stopped.clone();
+        let committed = self.committed.clone();
         let flusher: Option<JoinHandle<()>> = std::thread::Builder::new()
             .name("xaeroflux-flush".into())
-            .spawn(move || flusher.run(job_rx, stopped))
+            .spawn(move || flusher.run(job_rx, stopped, committed))
             .ok();
         if flusher.is_none() {
             stop(&self.stopped, "could not start the flusher thread".into());
@@ -703,6 +742,7 @@ impl Writer {
                 }
             }
             let job = self.build_job(batch);
+            self.evict();
             if let Err(e) = job_tx.send(job) {
                 // The flusher is gone: answer here.
                 stop(&self.stopped, "the flusher thread stopped".into());

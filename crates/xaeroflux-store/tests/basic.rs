@@ -328,3 +328,61 @@ fn fast_mode_and_sync() {
     let store = open(dir.path());
     assert_eq!(store.log_size(&log).unwrap(), 500);
 }
+
+#[test]
+fn many_logs_with_a_small_writer_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = StoreOptions {
+        writer_log_cache: 4,
+        ..common::small_pages()
+    };
+    let topics: Vec<Topic> = (0..40)
+        .map(|i| Topic::new(&format!("topic {i}")).unwrap())
+        .collect();
+    let mut trees: Vec<MemoryTree> = (0..40).map(|_| MemoryTree::new()).collect();
+    {
+        let store = Store::open(dir.path(), opts.clone()).unwrap();
+        for round in 0..12u64 {
+            for (i, t) in topics.iter().enumerate() {
+                if (round + i as u64).is_multiple_of(3) {
+                    let evs = (0..5)
+                        .map(|j| NewEvent::application(t, payload(round * 5 + j)))
+                        .collect();
+                    let b = store.append_batch(evs).unwrap();
+                    for e in &b.events {
+                        trees[i].push(e.leaf_hash);
+                    }
+                    assert_eq!(b.heads[0].root, trees[i].root());
+                } else {
+                    let r = store
+                        .append(NewEvent::application(t, payload(round)))
+                        .unwrap();
+                    trees[i].push(r.leaf_hash);
+                    assert_eq!(
+                        (r.size, r.root),
+                        (trees[i].len(), trees[i].root()),
+                        "topic {i} round {round}"
+                    );
+                }
+            }
+        }
+        for (i, t) in topics.iter().enumerate() {
+            let log = store.own_log(t);
+            assert_eq!(store.mmr_root(&log).unwrap(), trees[i].root());
+            let evs = events(&store, &log);
+            assert_eq!(evs.len() as u64, trees[i].len());
+            let mut again = MemoryTree::new();
+            for e in &evs {
+                again.push(e.leaf_hash());
+            }
+            assert_eq!(again.root(), trees[i].root());
+        }
+        assert!(store.verify().unwrap().is_ok());
+    }
+    let store = Store::open(dir.path(), opts).unwrap();
+    assert_eq!(store.recovered_events(), 0);
+    for (i, t) in topics.iter().enumerate() {
+        assert_eq!(store.mmr_root(&store.own_log(t)).unwrap(), trees[i].root());
+    }
+    assert_eq!(store.logs().unwrap().len(), 40);
+}
