@@ -358,7 +358,7 @@ fn run(cli: Cli) -> Result<()> {
                     let id = resolve_log(&store, &log)?;
                     let size = match size {
                         Some(s) => s,
-                        None => store.log_info(&id)?.size,
+                        None => store.log_size(&id)?,
                     };
                     let p = store.prove_inclusion(&id, seq, size)?;
                     let fields = [
@@ -380,7 +380,7 @@ fn run(cli: Cli) -> Result<()> {
                     let id = resolve_log(&store, &log)?;
                     let to = match to {
                         Some(t) => t,
-                        None => store.log_info(&id)?.size,
+                        None => store.log_size(&id)?,
                     };
                     let p = store.prove_consistency(&id, from, to)?;
                     let fields = [

@@ -673,15 +673,13 @@ impl Writer {
                         let _ = reply.send(Err(e));
                         continue;
                     }
-                    let mut seen: Vec<LogId> = Vec::new();
+                    // Each log the request touched, once, in first-touch order.
+                    let mut seen: HashSet<LogId, BuildHasherDefault<IdHasher>> = HashSet::default();
                     for (id, _, _) in &c.events {
-                        if !seen.contains(id) {
-                            seen.push(*id);
-                        }
-                    }
-                    for id in seen {
-                        if let Some(st) = self.logs.get(&id) {
-                            c.heads.push((id, st.size, st.frontier.root()));
+                        if seen.insert(*id)
+                            && let Some(st) = self.logs.get(id)
+                        {
+                            c.heads.push((*id, st.size, st.frontier.root()));
                         }
                     }
                     job.answers.push((reply, c));

@@ -140,14 +140,15 @@ fn a_torn_record_after_the_last_good_one_is_dropped() {
     assert_eq!(events(&store, &log).len(), 11);
 }
 
-fn snapshot(
-    store: &Store,
-) -> Vec<(
+/// Each log: id, size, root and events.
+type Snapshot = Vec<(
     xaeroflux_store::LogId,
     u64,
     [u8; 32],
     Vec<xaeroflux_store::Event>,
-)> {
+)>;
+
+fn snapshot(store: &Store) -> Snapshot {
     let mut logs: Vec<_> = store
         .logs()
         .unwrap()
@@ -158,14 +159,7 @@ fn snapshot(
     logs
 }
 
-fn several_logs(
-    dir: &std::path::Path,
-) -> Vec<(
-    xaeroflux_store::LogId,
-    u64,
-    [u8; 32],
-    Vec<xaeroflux_store::Event>,
-)> {
+fn several_logs(dir: &std::path::Path) -> Snapshot {
     let store = open(dir);
     for (t, n) in [("x", 300u64), ("y", 17), ("z", 64)] {
         fill(&store, &Topic::new(t).unwrap(), n);
