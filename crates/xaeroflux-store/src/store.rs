@@ -912,6 +912,7 @@ impl Store {
             if tx
                 .send(Request::PutCheckpoint {
                     log: *log,
+                    size: rec.size,
                     note: signed.note.clone(),
                     reply,
                 })

@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
-use xaeroflux_merkle::{Frontier, Hash, hash_leaf, mth};
+use xaeroflux_merkle::{Frontier, Hash, NoteVerifier, hash_leaf, mth};
 
 use crate::Durability;
 use crate::error::{Result, StoreError, corrupt, io_err};
@@ -46,8 +46,11 @@ pub(crate) enum Request {
         events: Vec<NewEvent>,
         reply: Sender<Result<Committed>>,
     },
+    /// Keeps a signed checkpoint of size `size` unless one at least as
+    /// large is kept already.
     PutCheckpoint {
         log: LogId,
+        size: u64,
         note: String,
         reply: Sender<Result<()>>,
     },
@@ -214,7 +217,8 @@ struct Job {
     pages: Vec<(PageLoc, PageEntry)>,
     records: Vec<(LogId, LogRecord)>,
     topic_names: Vec<(TopicId, String)>,
-    checkpoints: Vec<(u32, String)>,
+    /// (log number, size, note): the newest per log.
+    checkpoints: Vec<(u32, u64, String)>,
     next_page: PageLoc,
     next_log_no: u32,
     answers: Vec<(Sender<Result<Committed>>, Committed)>,
@@ -312,7 +316,7 @@ impl Flusher {
         for (topic, name) in &job.topic_names {
             index.put_topic_name(&mut txn, topic, name)?;
         }
-        for (log_no, note) in &job.checkpoints {
+        for (log_no, _, note) in &job.checkpoints {
             index.put_checkpoint(&mut txn, *log_no, note)?;
         }
         index.put_next_page(&mut txn, job.next_page)?;
@@ -684,11 +688,24 @@ impl Writer {
                     }
                     job.answers.push((reply, c));
                 }
-                Request::PutCheckpoint { log, note, reply } => match self.load_log(log) {
-                    Ok(st) => {
-                        job.checkpoints.push((st.log_no, note));
+                Request::PutCheckpoint {
+                    log,
+                    size,
+                    note,
+                    reply,
+                } => match self.newer_checkpoint(log, size) {
+                    Ok(Some(log_no)) => {
+                        let pending_newer = job
+                            .checkpoints
+                            .iter()
+                            .any(|(n, s, _)| *n == log_no && *s >= size);
+                        if !pending_newer {
+                            job.checkpoints.retain(|(n, _, _)| *n != log_no);
+                            job.checkpoints.push((log_no, size, note));
+                        }
                         job.acks.push(reply);
                     }
+                    Ok(None) => job.acks.push(reply),
                     Err(e) => {
                         let _ = reply.send(Err(e));
                     }
@@ -698,6 +715,21 @@ impl Writer {
         }
         self.seal_job(&mut job);
         job
+    }
+
+    /// The log number, if a checkpoint of `size` is newer than the one kept.
+    fn newer_checkpoint(&mut self, log: LogId, size: u64) -> Result<Option<u32>> {
+        let log_no = self.load_log(log)?.log_no;
+        let index = &self.shared.index;
+        let txn = index.read_txn()?;
+        let Some(kept) = index.checkpoint(&txn, log_no)? else {
+            return Ok(Some(log_no));
+        };
+        let v = NoteVerifier::new(&log.origin(), &log.author)?;
+        Ok(match v.verify_checkpoint(&kept) {
+            Ok(cp) if cp.size >= size => None,
+            _ => Some(log_no),
+        })
     }
 
     /// Keeps at most `max_logs` logs in memory: when there are more, drops
