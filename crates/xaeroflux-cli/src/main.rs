@@ -98,6 +98,11 @@ struct AppendArgs {
     /// Append each line of standard input as one event.
     #[arg(long)]
     lines: bool,
+    /// Fast mode: report each event once written and indexed, before it is
+    /// synced (a process crash loses nothing; a power loss may lose the
+    /// last moments).
+    #[arg(long)]
+    fast: bool,
 }
 
 #[derive(Args)]
@@ -460,7 +465,19 @@ fn run(cli: Cli) -> Result<()> {
 fn append(db: &Path, a: AppendArgs, out: &mut impl Write) -> Result<()> {
     let kind: EventKind = a.kind.parse()?;
     let topic = Topic::new(&a.topic)?;
-    let store = open_rw(db)?;
+    let durability = if a.fast {
+        xaeroflux::Durability::Fast
+    } else {
+        xaeroflux::Durability::Durable
+    };
+    let store = Store::open(
+        db,
+        StoreOptions {
+            durability,
+            ..StoreOptions::default()
+        },
+    )
+    .with_context(|| format!("opening {}", db.display()))?;
     if a.lines {
         // A reader thread hands each line to the writer as it arrives; this
         // thread prints each receipt once that event is durable. Lines that

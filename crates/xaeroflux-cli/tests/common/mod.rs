@@ -26,10 +26,16 @@ pub fn xf_ok(db: &Path, args: &[&str]) -> String {
 
 /// Starts `xf append --topic TOPIC --lines` with piped stdin and stdout.
 pub fn spawn_lines(db: &Path, topic: &str) -> std::process::Child {
+    spawn_lines_with(db, topic, &[])
+}
+
+/// `spawn_lines` with extra arguments (such as `--fast`).
+pub fn spawn_lines_with(db: &Path, topic: &str, extra: &[&str]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_xf"))
         .arg("--db")
         .arg(db)
         .args(["append", "--topic", topic, "--lines"])
+        .args(extra)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
