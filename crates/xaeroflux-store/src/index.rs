@@ -20,8 +20,10 @@ pub(crate) const CHUNK_NODES: usize = 31;
 /// Longest value the index holds (a checkpoint note and its CRC).
 const MAX_VALUE_LEN: usize = xaeroflux_merkle::MAX_NOTE_LEN + 4;
 /// Bytes kept allocated past LMDB's last page, so that a damaged page whose
-/// offsets point past its end still reads inside the file, not into a fault.
-const FILE_SLACK: u64 = 128 * 1024;
+/// offsets point past its end still reads inside the file, not into a fault:
+/// a node offset and a key size (16 bits each) reach at most about 128 KiB
+/// past a page's start.
+const FILE_SLACK: u64 = 256 * 1024;
 
 const META_FORMAT: &[u8] = b"format";
 const META_STORE_ID: &[u8] = b"store_id";
@@ -238,75 +240,6 @@ fn decode_loc(b: &[u8]) -> Option<PageLoc> {
     })
 }
 
-/// Checks LMDB's meta pages before LMDB maps the file: the newest valid
-/// meta page's last used page must lie inside the file. LMDB trusts it, and
-/// reading a page past the end of a mapped file would fault the process.
-fn precheck_data_file(path: &Path) -> Result<()> {
-    use std::io::Read;
-    let mut f = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(crate::error::io_err(path)(e)),
-    };
-    let len = f.metadata().map_err(crate::error::io_err(path))?.len();
-    if len == 0 {
-        return Ok(()); // LMDB initialises an empty file
-    }
-    let mut head = vec![0u8; 2 * 4096];
-    let mut got = 0;
-    while got < head.len() {
-        match f.read(&mut head[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) => return Err(crate::error::io_err(path)(e)),
-        }
-    }
-    // Meta page layout (LMDB 0.9, 64-bit): 16-byte page header, then magic
-    // u32, version u32, address u64, map size u64, two 48-byte db records
-    // (the first's pad holds the page size), last page u64, txn id u64.
-    const MAGIC: u32 = 0xBEEF_C0DE;
-    let meta = |base: usize| -> Option<(u64, u64, u64)> {
-        let m = head.get(base + 16..base + 152)?;
-        if le32(m) != MAGIC {
-            return None;
-        }
-        let psize = le32(&m[24..]) as u64;
-        let last = le64(&m[120..]);
-        let txnid = le64(&m[128..]);
-        Some((psize, last, txnid))
-    };
-    let first = meta(0);
-    let psize = first.map(|m| m.0).unwrap_or(4096);
-    let second = if (psize as usize) < head.len() && psize >= 512 {
-        meta(psize as usize)
-    } else {
-        None
-    };
-    let best = match (first, second) {
-        (Some(a), Some(b)) => Some(if b.2 > a.2 { b } else { a }),
-        (a, b) => a.or(b),
-    };
-    let Some((psize, last, _)) = best else {
-        return Err(corrupt(path, 0, "no valid LMDB meta page"));
-    };
-    if !psize.is_power_of_two() || !(512..=65536).contains(&psize) {
-        return Err(corrupt(
-            path,
-            40,
-            format!("impossible LMDB page size {psize}"),
-        ));
-    }
-    let need = last.checked_add(1).and_then(|p| p.checked_mul(psize));
-    match need {
-        Some(need) if need <= len => Ok(()),
-        _ => Err(corrupt(
-            path,
-            len,
-            format!("index file is {len} bytes but its meta page uses page {last}"),
-        )),
-    }
-}
-
 impl Index {
     /// Opens (creating when `writable`) the index in `dir`.
     pub fn open(dir: &Path, writable: bool, map_size: usize) -> Result<Self> {
@@ -325,7 +258,14 @@ impl Index {
                 ),
             });
         }
-        precheck_data_file(&dir.join("data.mdb"))?;
+        // LMDB trusts its file: check what it would read (the meta page)
+        // and, for the writer, what it would write from (the freelist).
+        let scope = if writable {
+            crate::lmdb_check::Scope::Freelist
+        } else {
+            crate::lmdb_check::Scope::Meta
+        };
+        crate::lmdb_check::check(&dir.join("data.mdb"), scope)?;
         let mut opts = EnvOpenOptions::new().read_txn_without_tls();
         opts.map_size(map_size).max_dbs(16).max_readers(256);
         // Safety: the segments are the source of truth and the writer brings
@@ -439,8 +379,8 @@ impl Index {
 
     /// Keeps `FILE_SLACK` bytes of file past LMDB's last used page. The
     /// file is only touched when less than three quarters of the slack is
-    /// left, so at least 96 KiB always are: more than a damaged 16-bit
-    /// offset or key size can reach past a page.
+    /// left, so at least 192 KiB always are: more than a damaged 16-bit
+    /// offset plus a 16-bit key size can reach past a page.
     pub fn keep_slack(&self) -> Result<()> {
         use std::sync::atomic::Ordering;
         let used = (self.env.info().last_page_number as u64 + 1) * 4096;
@@ -470,6 +410,12 @@ impl Index {
 
     pub fn data_file(&self) -> &Path {
         &self.data_file
+    }
+
+    /// Checks the structure of every live LMDB tree (see `lmdb_check`);
+    /// the caller holds a read transaction so the pages stay put.
+    pub fn check_structure(&self, _pinned: &RoTxn) -> Result<()> {
+        crate::lmdb_check::check(&self.data_file, crate::lmdb_check::Scope::All)
     }
 
     /// Size of the index on disk.
@@ -945,40 +891,5 @@ mod tests {
         };
         let v = encode_page_entry(&e);
         assert_eq!(decode_page_entry(&v[..v.len() - 4]), Some(e));
-    }
-}
-
-#[cfg(test)]
-mod precheck_tests {
-    use super::*;
-
-    #[test]
-    fn meta_precheck_agrees_with_lmdb_and_catches_truncation() {
-        let dir = tempfile::tempdir().unwrap();
-        let ix = Index::open(dir.path(), true, 1 << 30).unwrap();
-        let mut txn = ix.write_txn().unwrap();
-        for i in 0..2000u32 {
-            ix.put_chunk(&mut txn, 1, 0, i as u64, &[[i as u8; 32]; CHUNK_NODES])
-                .unwrap();
-        }
-        ix.commit(txn).unwrap();
-        ix.force_sync().unwrap();
-        let last = ix.env.info().last_page_number as u64;
-        drop(ix);
-        let path = dir.path().join("data.mdb");
-        precheck_data_file(&path).unwrap();
-        let len = std::fs::metadata(&path).unwrap().len();
-        assert!(len >= (last + 1) * 4096);
-        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        f.set_len(last * 4096).unwrap();
-        match precheck_data_file(&path) {
-            Err(StoreError::Corrupt { offset, .. }) => assert_eq!(offset, last * 4096),
-            other => panic!("truncation not caught: {other:?}"),
-        }
-        f.set_len(100).unwrap();
-        assert!(matches!(
-            precheck_data_file(&path),
-            Err(StoreError::Corrupt { .. })
-        ));
     }
 }

@@ -27,6 +27,7 @@ mod error;
 mod event;
 mod format;
 mod index;
+mod lmdb_check;
 mod reader;
 mod segments;
 mod shared;

@@ -1061,6 +1061,11 @@ impl Store {
     pub fn verify(&self) -> Result<VerifyReport> {
         let txn = self.txn()?;
         let mut report = VerifyReport::default();
+        if let Err(e) = self.shared.index.check_structure(&txn) {
+            // LMDB would read the damaged pages as they are: stop here.
+            report.problems.push(e);
+            return Ok(report);
+        }
         let logs = self.shared.index.logs(&txn)?;
         if let Err(e) = self.shared.index.check_cross_tables(&txn, &logs) {
             report.problems.push(e);

@@ -1,0 +1,455 @@
+//! A structural check of LMDB's file, read independently of LMDB.
+//!
+//! LMDB trusts its pages. Reading a damaged page gives wrong answers (which
+//! the index's value CRCs catch), but its writer copies and edits pages using
+//! their offsets and sizes, and allocates from the freelist by its counts, so
+//! a damaged page on a path it writes, or a damaged freelist, corrupts the
+//! process's heap. The writer therefore checks the freelist tree before it
+//! opens the index (cheap: the freelist is small), and `verify` checks every
+//! live tree. Free pages (not reachable from the newest meta page) are never
+//! read by LMDB when reused, so damage there is harmless and ignored.
+//!
+//! Layout (LMDB 0.9, 64-bit): a page starts with a 16-byte header: page
+//! number (u64), pad (u16), flags (u16), then lower and upper bounds (u16
+//! each; for overflow pages a u32 page count). Branch and leaf pages hold an
+//! array of u16 node offsets from byte 16 to `lower`; nodes live between
+//! `upper` and the end of the page. A node is `lo, hi, flags, ksize` (u16
+//! each), then the key, then (leaf) the data. Branch children are
+//! `lo | hi << 16 | flags << 32`; leaf data size is `lo | hi << 16`.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use crate::error::{Result, StoreError, corrupt};
+
+const P_BRANCH: u16 = 0x01;
+const P_LEAF: u16 = 0x02;
+const P_OVERFLOW: u16 = 0x04;
+const P_LEAF2: u16 = 0x20;
+const F_BIGDATA: u16 = 0x01;
+const F_SUBDATA: u16 = 0x02;
+const F_DUPDATA: u16 = 0x04;
+const MAGIC: u32 = 0xBEEF_C0DE;
+const P_INVALID: u64 = u64::MAX;
+const DB_RECORD: usize = 48;
+/// Deepest tree accepted (LMDB's own cursor stack holds 32).
+const MAX_DEPTH: u32 = 32;
+
+/// Which trees to check.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// The newest meta page only: its last page must lie inside the file
+    /// (LMDB maps the file and would fault reading past its end).
+    Meta,
+    /// The meta page and the freelist: what the writer needs before it opens.
+    Freelist,
+    /// Every live tree and the freelist.
+    All,
+}
+
+fn le16(b: &[u8], o: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?))
+}
+fn le32(b: &[u8], o: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?))
+}
+fn le64(b: &[u8], o: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?))
+}
+
+/// Called with each leaf record: the walker, page, node flags, key and data.
+type OnLeaf<'a, 'f> = dyn FnMut(&mut Walker<'a>, u64, u16, &'a [u8], &'a [u8]) -> Result<()> + 'f;
+
+struct Walker<'a> {
+    file: &'a Path,
+    data: &'a [u8],
+    psize: usize,
+    last: u64,
+    seen: HashSet<u64>,
+    /// Whether keys of the tree being walked sort bytewise (the freelist's
+    /// integer keys do not).
+    bytewise: bool,
+}
+
+/// A meta page: page size, last used page, transaction id, and the
+/// freelist's and main database's records.
+type Meta = (u64, u64, u64, [u8; DB_RECORD], [u8; DB_RECORD]);
+
+/// A database record: depth and root page.
+struct Db {
+    depth: u16,
+    root: u64,
+}
+
+fn db_record(b: &[u8]) -> Option<Db> {
+    if b.len() < DB_RECORD {
+        return None;
+    }
+    Some(Db {
+        depth: le16(b, 6)?,
+        root: le64(b, 40)?,
+    })
+}
+
+impl<'a> Walker<'a> {
+    fn bad(&self, page: u64, offset: usize, what: &str) -> StoreError {
+        corrupt(
+            self.file,
+            page.saturating_mul(self.psize as u64)
+                .saturating_add(offset as u64),
+            format!("LMDB page {page}: {what}"),
+        )
+    }
+
+    fn page(&self, pgno: u64) -> Result<&'a [u8]> {
+        if pgno < 2 || pgno > self.last {
+            return Err(self.bad(pgno, 0, "page number outside the used file"));
+        }
+        let start = pgno as usize * self.psize;
+        self.data
+            .get(start..start + self.psize)
+            .ok_or_else(|| self.bad(pgno, 0, "page beyond the end of the file"))
+    }
+
+    /// Checks a branch or leaf page's header and node offsets; returns its
+    /// flags and node offsets.
+    fn nodes(&self, pgno: u64, p: &[u8]) -> Result<(u16, Vec<usize>)> {
+        let bad = |o, w| self.bad(pgno, o, w);
+        if le64(p, 0) != Some(pgno) {
+            return Err(bad(0, "page header names another page"));
+        }
+        let flags = le16(p, 10).ok_or_else(|| bad(10, "short page"))?;
+        if flags & (P_BRANCH | P_LEAF) == 0 || flags & (P_OVERFLOW | P_LEAF2) != 0 {
+            return Err(bad(10, "not a branch or leaf page"));
+        }
+        let lower = le16(p, 12).ok_or_else(|| bad(12, "short page"))? as usize;
+        let upper = le16(p, 14).ok_or_else(|| bad(14, "short page"))? as usize;
+        if lower < 16 || lower > upper || upper > self.psize || !lower.is_multiple_of(2) {
+            return Err(bad(12, "page bounds are inconsistent"));
+        }
+        let mut ptrs = Vec::with_capacity((lower - 16) / 2);
+        for i in 0..(lower - 16) / 2 {
+            let ptr = le16(p, 16 + 2 * i).ok_or_else(|| bad(16, "short page"))? as usize;
+            if ptr < upper || ptr + 8 > self.psize {
+                return Err(bad(16 + 2 * i, "node offset outside the page's node area"));
+            }
+            let ksize = le16(p, ptr + 6).ok_or_else(|| bad(ptr, "short node"))? as usize;
+            if ptr + 8 + ksize > self.psize {
+                return Err(bad(ptr + 6, "key runs past the page"));
+            }
+            ptrs.push(ptr);
+        }
+        Ok((flags, ptrs))
+    }
+
+    /// Walks a tree; `on_leaf(page, node flags, key, data)` sees each leaf record.
+    fn walk(&mut self, db: &Db, on_leaf: &mut OnLeaf<'a, '_>) -> Result<()> {
+        if db.root == P_INVALID {
+            return Ok(());
+        }
+        if db.depth as u32 > MAX_DEPTH || db.depth == 0 {
+            return Err(self.bad(db.root, 0, "impossible tree depth"));
+        }
+        self.walk_page(db.root, db.depth as u32, on_leaf)
+    }
+
+    fn walk_page(
+        &mut self,
+        pgno: u64,
+        levels_left: u32,
+        on_leaf: &mut OnLeaf<'a, '_>,
+    ) -> Result<()> {
+        if !self.seen.insert(pgno) {
+            return Err(self.bad(pgno, 0, "page reached twice (a cycle or a shared page)"));
+        }
+        let p = self.page(pgno)?;
+        let (flags, ptrs) = self.nodes(pgno, p)?;
+        let is_leaf = flags & P_LEAF != 0;
+        if is_leaf != (levels_left == 1) {
+            return Err(self.bad(pgno, 10, "page kind does not match its depth in the tree"));
+        }
+        let mut prev: Option<&[u8]> = None;
+        for (i, ptr) in ptrs.iter().copied().enumerate() {
+            let lo = le16(p, ptr).unwrap_or(0) as u64;
+            let hi = le16(p, ptr + 2).unwrap_or(0) as u64;
+            let nflags = le16(p, ptr + 4).unwrap_or(0);
+            let ksize = le16(p, ptr + 6).unwrap_or(0) as usize;
+            let key = &p[ptr + 8..ptr + 8 + ksize];
+            // Keys in order (a branch's first key is empty by design).
+            if self.bytewise
+                && (is_leaf || i > 0)
+                && let Some(prev) = prev
+                && prev >= key
+            {
+                return Err(self.bad(pgno, ptr, "keys out of order"));
+            }
+            if is_leaf || i > 0 {
+                prev = Some(key);
+            }
+            if is_leaf {
+                let dsize = (lo | hi << 16) as usize;
+                let data_at = ptr + 8 + ksize;
+                let data: &'a [u8] = if nflags & F_BIGDATA != 0 {
+                    let ov =
+                        le64(p, data_at).ok_or_else(|| self.bad(pgno, data_at, "short node"))?;
+                    if data_at + 8 > self.psize {
+                        return Err(self.bad(
+                            pgno,
+                            data_at,
+                            "overflow page number runs past the page",
+                        ));
+                    }
+                    self.overflow(ov, dsize)?
+                } else {
+                    if data_at + dsize > self.psize {
+                        return Err(self.bad(pgno, ptr, "data runs past the page"));
+                    }
+                    &p[data_at..data_at + dsize]
+                };
+                if nflags & F_DUPDATA != 0 {
+                    return Err(self.bad(
+                        pgno,
+                        ptr + 4,
+                        "duplicate-key data, which this index never writes",
+                    ));
+                }
+                on_leaf(self, pgno, nflags, key, data)?;
+            } else {
+                let child = lo | hi << 16 | (nflags as u64) << 32;
+                self.walk_page(child, levels_left - 1, on_leaf)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The data of a value kept on overflow pages.
+    fn overflow(&mut self, pgno: u64, dsize: usize) -> Result<&'a [u8]> {
+        let p = self.page(pgno)?;
+        if le64(p, 0) != Some(pgno) || le16(p, 10).is_none_or(|f| f & P_OVERFLOW == 0) {
+            return Err(self.bad(pgno, 0, "not an overflow page"));
+        }
+        let pages = le32(p, 12).unwrap_or(0) as u64;
+        let end = pgno.checked_add(pages).filter(|e| *e <= self.last + 1);
+        if pages == 0 || end.is_none() || 16 + dsize > pages as usize * self.psize {
+            return Err(self.bad(pgno, 12, "overflow run is inconsistent"));
+        }
+        for q in pgno..pgno + pages {
+            if !self.seen.insert(q) {
+                return Err(self.bad(q, 0, "overflow page reached twice"));
+            }
+        }
+        let start = pgno as usize * self.psize + 16;
+        self.data
+            .get(start..start + dsize)
+            .ok_or_else(|| self.bad(pgno, 16, "overflow data beyond the file"))
+    }
+}
+
+/// Checks `data.mdb`: its newest meta page, then the trees in `scope`.
+pub(crate) fn check(path: &Path, scope: Scope) -> Result<()> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(crate::error::io_err(path)(e)),
+    };
+    let len = file.metadata().map_err(crate::error::io_err(path))?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    // Safety: a private read-only map; the caller holds the writer lock or
+    // an LMDB read transaction, so the pages it reads are not rewritten.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(crate::error::io_err(path))?;
+    let data: &[u8] = &map;
+    let meta = |base: usize| -> Option<Meta> {
+        let m = data.get(base + 16..base + 152)?;
+        if le32(m, 0)? != MAGIC {
+            return None;
+        }
+        let psize = le32(m, 24)? as u64;
+        let free: [u8; DB_RECORD] = m.get(24..72)?.try_into().ok()?;
+        let main: [u8; DB_RECORD] = m.get(72..120)?.try_into().ok()?;
+        Some((psize, le64(m, 120)?, le64(m, 128)?, free, main))
+    };
+    let first = meta(0);
+    let psize0 = first.as_ref().map(|m| m.0).unwrap_or(4096) as usize;
+    let second = if (512..=65536).contains(&psize0) {
+        meta(psize0)
+    } else {
+        None
+    };
+    let best = match (first, second) {
+        (Some(a), Some(b)) => Some(if b.2 > a.2 { b } else { a }),
+        (a, b) => a.or(b),
+    };
+    let Some((psize, last, _, free, main)) = best else {
+        return Err(corrupt(path, 0, "no valid LMDB meta page"));
+    };
+    if !psize.is_power_of_two() || !(512..=65536).contains(&psize) {
+        return Err(corrupt(
+            path,
+            40,
+            format!("impossible LMDB page size {psize}"),
+        ));
+    }
+    let mut w = Walker {
+        file: path,
+        data,
+        psize: psize as usize,
+        last,
+        seen: HashSet::new(),
+        bytewise: false,
+    };
+    if (last + 1).checked_mul(psize).is_none_or(|need| need > len) {
+        return Err(corrupt(
+            path,
+            len,
+            format!("index file is {len} bytes but its meta page uses page {last}"),
+        ));
+    }
+    if scope == Scope::Meta {
+        return Ok(());
+    }
+    let bad_meta = |what: &str| corrupt(path, 0, format!("LMDB meta page: {what}"));
+    let free = db_record(&free).ok_or_else(|| bad_meta("short freelist record"))?;
+    let main = db_record(&main).ok_or_else(|| bad_meta("short main record"))?;
+    // The freelist: records of page numbers, each an IDL [count, pgno...].
+    w.walk(&free, &mut |w, pgno, _, key, idl| {
+        if key.len() != 8 {
+            return Err(w.bad(pgno, 0, "freelist key is not a transaction id"));
+        }
+        if idl.len() < 8 || idl.len() % 8 != 0 || le64(idl, 0) != Some(idl.len() as u64 / 8 - 1) {
+            return Err(w.bad(pgno, 0, "freelist record count does not match its size"));
+        }
+        let mut prev = u64::MAX;
+        for i in 1..idl.len() / 8 {
+            let p = le64(idl, i * 8).unwrap_or(0);
+            if p < 2 || p > w.last || p >= prev {
+                return Err(w.bad(pgno, 0, "freelist record lists an impossible page"));
+            }
+            prev = p;
+        }
+        Ok(())
+    })?;
+    if scope == Scope::All {
+        w.bytewise = true;
+        let mut subs = Vec::new();
+        w.walk(&main, &mut |w, pgno, flags, key, data| {
+            if flags & F_SUBDATA != 0 {
+                let db = db_record(data).ok_or_else(|| w.bad(pgno, 0, "short database record"))?;
+                subs.push((String::from_utf8_lossy(key).into_owned(), db));
+            }
+            Ok(())
+        })?;
+        for (_, db) in subs {
+            w.walk(&db, &mut |_, _, _, _, _| Ok(()))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::{CHUNK_NODES, Index};
+
+    fn index_with_history(dir: &Path) {
+        let ix = Index::open(dir, true, 1 << 30).unwrap();
+        // Many small commits leave a freelist with records.
+        for round in 0..40u64 {
+            let mut txn = ix.write_txn().unwrap();
+            for i in 0..20u64 {
+                ix.put_chunk(
+                    &mut txn,
+                    (i % 3) as u32,
+                    0,
+                    round * 20 + i,
+                    &[[round as u8; 32]; CHUNK_NODES],
+                )
+                .unwrap();
+            }
+            ix.commit(txn).unwrap();
+        }
+        ix.force_sync().unwrap();
+    }
+
+    #[test]
+    fn a_damaged_freelist_is_found_before_the_writer_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        index_with_history(dir.path());
+        let path = dir.path().join("data.mdb");
+        let mut b = std::fs::read(&path).unwrap();
+        // The newest meta page's freelist root, then its first record's count.
+        let meta_at = |base: usize| {
+            let txn = u64::from_le_bytes(b[base + 144..base + 152].try_into().unwrap());
+            let root = u64::from_le_bytes(
+                b[base + 16 + 24 + 40..base + 16 + 24 + 48]
+                    .try_into()
+                    .unwrap(),
+            );
+            (txn, root)
+        };
+        let (t0, r0) = meta_at(0);
+        let (t1, r1) = meta_at(4096);
+        let root = if t1 > t0 { r1 } else { r0 } as usize;
+        assert_ne!(root as u64, P_INVALID, "the test wants a freelist");
+        let base = root * 4096;
+        let ptr = u16::from_le_bytes([b[base + 16], b[base + 17]]) as usize;
+        let ksize = u16::from_le_bytes([b[base + ptr + 6], b[base + ptr + 7]]) as usize;
+        let count_at = base + ptr + 8 + ksize;
+        b[count_at + 3] ^= 0x7f; // a count of millions
+        std::fs::write(&path, &b).unwrap();
+        check(&path, Scope::Meta).unwrap();
+        assert!(matches!(
+            check(&path, Scope::Freelist),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn truncation_is_caught_from_the_meta_page() {
+        let dir = tempfile::tempdir().unwrap();
+        index_with_history(dir.path());
+        let path = dir.path().join("data.mdb");
+        let len = std::fs::metadata(&path).unwrap().len();
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(len / 2 / 4096 * 4096).unwrap();
+        assert!(matches!(
+            check(&path, Scope::Meta),
+            Err(StoreError::Corrupt { .. })
+        ));
+        f.set_len(100).unwrap();
+        assert!(check(&path, Scope::Meta).is_err());
+    }
+
+    #[test]
+    fn a_sound_index_passes_and_damage_on_live_pages_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        index_with_history(dir.path());
+        let path = dir.path().join("data.mdb");
+        check(&path, Scope::All).unwrap();
+        check(&path, Scope::Freelist).unwrap();
+        // Damage each live page's node-offset array in turn: every one is caught.
+        let bytes = std::fs::read(&path).unwrap();
+        let mut live = 0;
+        for pg in 2..bytes.len() / 4096 {
+            let mut b = bytes.clone();
+            let base = pg * 4096;
+            let flags = u16::from_le_bytes([b[base + 10], b[base + 11]]);
+            let lower = u16::from_le_bytes([b[base + 12], b[base + 13]]);
+            if flags & (P_BRANCH | P_LEAF) == 0 || lower <= 16 {
+                continue;
+            }
+            b[base + 17] ^= 0x40; // the high byte of the first node offset
+            std::fs::write(&path, &b).unwrap();
+            if check(&path, Scope::All).is_err() {
+                live += 1;
+            }
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(
+            live >= 3,
+            "damage on live pages went unnoticed ({live} caught)"
+        );
+        check(&path, Scope::All).unwrap();
+    }
+}
