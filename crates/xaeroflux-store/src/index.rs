@@ -425,11 +425,25 @@ impl Index {
 
     // ---- meta ----
 
+    /// Looks a key up and checks its value: the CRC, then `decode`, whose
+    /// `None` is a corruption error naming the value's offset.
+    fn get_checked<'t, T>(
+        &self,
+        db: Database<Bytes, Bytes>,
+        txn: &'t RoTxn,
+        key: &[u8],
+        what: &str,
+        decode: impl FnOnce(&'t [u8]) -> Option<T>,
+    ) -> Result<Option<T>> {
+        let Some(v) = db.get(txn, key).map_err(self.err())? else {
+            return Ok(None);
+        };
+        let body = self.open_value(v, what)?;
+        decode(body).map(Some).ok_or_else(|| self.bad(v, what))
+    }
+
     fn meta_get<'t>(&self, txn: &'t RoTxn, key: &[u8]) -> Result<Option<&'t [u8]>> {
-        match self.dbs.meta.get(txn, key).map_err(self.err())? {
-            None => Ok(None),
-            Some(v) => self.open_value(v, "meta").map(Some),
-        }
+        self.get_checked(self.dbs.meta, txn, key, "meta", Some)
     }
 
     fn meta_put(&self, txn: &mut RwTxn, key: &[u8], value: Vec<u8>) -> Result<()> {
@@ -530,20 +544,13 @@ impl Index {
     // ---- logs ----
 
     pub fn log_record(&self, txn: &RoTxn, log: &LogId) -> Result<Option<LogRecord>> {
-        match self
-            .dbs
-            .logs
-            .get(txn, &log.to_bytes())
-            .map_err(self.err())?
-        {
-            None => Ok(None),
-            Some(v) => {
-                let body = self.open_value(v, "log record")?;
-                decode_log_record(body)
-                    .map(Some)
-                    .ok_or_else(|| self.bad(v, "log record"))
-            }
-        }
+        self.get_checked(
+            self.dbs.logs,
+            txn,
+            &log.to_bytes(),
+            "log record",
+            decode_log_record,
+        )
     }
 
     pub fn put_log_record(&self, txn: &mut RwTxn, log: &LogId, r: &LogRecord) -> Result<()> {
@@ -564,21 +571,20 @@ impl Index {
     }
 
     pub fn log_id(&self, txn: &RoTxn, log_no: u32) -> Result<LogId> {
-        let v = self
-            .dbs
-            .log_ids
-            .get(txn, &log_no.to_be_bytes())
-            .map_err(self.err())?
-            .ok_or_else(|| {
-                corrupt(
-                    &self.data_file,
-                    0,
-                    format!("log number {log_no} has no log id"),
-                )
-            })?;
-        let body = self.open_value(v, "log id")?;
-        let arr: &[u8; 64] = body.try_into().map_err(|_| self.bad(v, "log id"))?;
-        Ok(LogId::from_bytes(arr))
+        self.get_checked(
+            self.dbs.log_ids,
+            txn,
+            &log_no.to_be_bytes(),
+            "log id",
+            |b| b.try_into().ok().map(LogId::from_bytes),
+        )?
+        .ok_or_else(|| {
+            corrupt(
+                &self.data_file,
+                0,
+                format!("log number {log_no} has no log id"),
+            )
+        })
     }
 
     /// Every log with its record, in log-id order.
@@ -630,20 +636,20 @@ impl Index {
 
     /// The entry of one page.
     pub fn page_entry(&self, txn: &RoTxn, loc: PageLoc) -> Result<PageEntry> {
-        let v = self
-            .dbs
-            .pages
-            .get(txn, &loc_key(loc))
-            .map_err(self.err())?
-            .ok_or_else(|| {
-                corrupt(
-                    &self.data_file,
-                    0,
-                    format!("page {loc:?} is not in the page table"),
-                )
-            })?;
-        let body = self.open_value(v, "page entry")?;
-        decode_page_entry(body).ok_or_else(|| self.bad(v, "page entry"))
+        self.get_checked(
+            self.dbs.pages,
+            txn,
+            &loc_key(loc),
+            "page entry",
+            decode_page_entry,
+        )?
+        .ok_or_else(|| {
+            corrupt(
+                &self.data_file,
+                0,
+                format!("page {loc:?} is not in the page table"),
+            )
+        })
     }
 
     /// The page of a log that holds `seq` (the page with the greatest first
@@ -701,21 +707,10 @@ impl Index {
         tier: u8,
         chunk: u64,
     ) -> Result<Option<&'t [u8]>> {
-        match self
-            .dbs
-            .chunks
-            .get(txn, &chunk_key(log_no, tier, chunk))
-            .map_err(self.err())?
-        {
-            None => Ok(None),
-            Some(v) => {
-                let body = self.open_value(v, "MMR chunk")?;
-                if body.len() != CHUNK_NODES * 32 {
-                    return Err(self.bad(v, "MMR chunk"));
-                }
-                Ok(Some(body))
-            }
-        }
+        let key = chunk_key(log_no, tier, chunk);
+        self.get_checked(self.dbs.chunks, txn, &key, "MMR chunk", |b| {
+            (b.len() == CHUNK_NODES * 32).then_some(b)
+        })
     }
 
     pub fn put_chunk(
@@ -746,15 +741,9 @@ impl Index {
     }
 
     pub fn topic_name(&self, txn: &RoTxn, topic: &TopicId) -> Result<Option<String>> {
-        match self.dbs.topics.get(txn, &topic.0).map_err(self.err())? {
-            None => Ok(None),
-            Some(v) => {
-                let body = self.open_value(v, "topic name")?;
-                String::from_utf8(body.to_vec())
-                    .map(Some)
-                    .map_err(|_| self.bad(v, "topic name"))
-            }
-        }
+        self.get_checked(self.dbs.topics, txn, &topic.0, "topic name", |b| {
+            String::from_utf8(b.to_vec()).ok()
+        })
     }
 
     /// Log numbers of every log in a topic.
@@ -841,20 +830,13 @@ impl Index {
     }
 
     pub fn checkpoint(&self, txn: &RoTxn, log_no: u32) -> Result<Option<String>> {
-        match self
-            .dbs
-            .checkpoints
-            .get(txn, &log_no.to_be_bytes())
-            .map_err(self.err())?
-        {
-            None => Ok(None),
-            Some(v) => {
-                let body = self.open_value(v, "checkpoint")?;
-                String::from_utf8(body.to_vec())
-                    .map(Some)
-                    .map_err(|_| self.bad(v, "checkpoint"))
-            }
-        }
+        self.get_checked(
+            self.dbs.checkpoints,
+            txn,
+            &log_no.to_be_bytes(),
+            "checkpoint",
+            |b| String::from_utf8(b.to_vec()).ok(),
+        )
     }
 }
 
