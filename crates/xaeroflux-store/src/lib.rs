@@ -43,6 +43,6 @@ pub use event::{
 pub use store::{
     BatchReceipt, ConsistencyProof, DEFAULT_PAGE_SIZE, DEFAULT_SEGMENT_PAGES, Durability,
     EventIter, EventReceipt, InclusionProof, LogHead, LogInfo, LogIter, PendingAppend, Receipt,
-    Stats, Store, StoreOptions, TopicIter, VerifyReport, hex_hash, store_files,
+    Stats, Store, StoreOptions, TopicIter, VerifyReport,
 };
 pub use xaeroflux_merkle as merkle;

@@ -946,11 +946,7 @@ impl Store {
             })?;
             pages.push((loc, e, log));
         }
-        Ok(EventIter {
-            segments: &self.shared.segments,
-            pages: pages.into_iter(),
-            current: None,
-        })
+        Ok(EventIter(PageWalk::new(&self.shared.segments, pages, 0)))
     }
 
     /// Iterates one log from `from_seq` on, as of now.
@@ -988,16 +984,14 @@ impl Store {
                         "page table disagrees with the log table",
                     ));
                 }
-                pages.push((loc, e));
+                pages.push((loc, e, log.to_bytes()));
             }
         }
-        Ok(LogIter {
-            segments: &self.shared.segments,
-            log: log.to_bytes(),
-            pages: pages.into_iter(),
-            current: None,
-            skip_to: from_seq,
-        })
+        Ok(LogIter(PageWalk::new(
+            &self.shared.segments,
+            pages,
+            from_seq,
+        )))
     }
 
     /// Iterates the topic view: every log of the topic merged by
@@ -1189,50 +1183,37 @@ impl Drop for Store {
     }
 }
 
-/// Iterator over every event of the store.
-pub struct EventIter<'a> {
+/// Walks pages in order and yields their events from `skip_to` on; the
+/// first damaged page or record ends the walk with its error.
+struct PageWalk<'a> {
     segments: &'a Segments,
     pages: std::vec::IntoIter<(PageLoc, PageEntry, [u8; 64])>,
-    current: Option<PageEvents<'a>>,
-}
-
-impl<'a> Iterator for EventIter<'a> {
-    type Item = Result<EventRef<'a>>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(cur) = self.current.as_mut() {
-                if let Some(ev) = cur.next() {
-                    if ev.is_err() {
-                        self.pages = Vec::new().into_iter();
-                        self.current = None;
-                    }
-                    return Some(ev);
-                }
-                self.current = None;
-            }
-            let (loc, e, log) = self.pages.next()?;
-            match open_page(self.segments, loc, &log, e.first_seq, e.count, e.sealed) {
-                Ok(p) => self.current = Some(p.events(self.segments)),
-                Err(err) => {
-                    self.pages = Vec::new().into_iter();
-                    return Some(Err(err));
-                }
-            }
-        }
-    }
-}
-
-/// Iterator over one log.
-pub struct LogIter<'a> {
-    segments: &'a Segments,
-    log: [u8; 64],
-    pages: std::vec::IntoIter<(PageLoc, PageEntry)>,
     current: Option<PageEvents<'a>>,
     skip_to: u64,
 }
 
-impl<'a> Iterator for LogIter<'a> {
+impl<'a> PageWalk<'a> {
+    fn new(
+        segments: &'a Segments,
+        pages: Vec<(PageLoc, PageEntry, [u8; 64])>,
+        skip_to: u64,
+    ) -> Self {
+        Self {
+            segments,
+            pages: pages.into_iter(),
+            current: None,
+            skip_to,
+        }
+    }
+
+    fn stop(&mut self, err: StoreError) -> Option<Result<EventRef<'a>>> {
+        self.pages = Vec::new().into_iter();
+        self.current = None;
+        Some(Err(err))
+    }
+}
+
+impl<'a> Iterator for PageWalk<'a> {
     type Item = Result<EventRef<'a>>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -1240,31 +1221,37 @@ impl<'a> Iterator for LogIter<'a> {
             if let Some(cur) = self.current.as_mut() {
                 match cur.next() {
                     Some(Ok(ev)) if ev.seq() < self.skip_to => continue,
-                    Some(Err(e)) => {
-                        self.pages = Vec::new().into_iter();
-                        self.current = None;
-                        return Some(Err(e));
-                    }
+                    Some(Err(e)) => return self.stop(e),
                     Some(ok) => return Some(ok),
                     None => self.current = None,
                 }
             }
-            let (loc, e) = self.pages.next()?;
-            match open_page(
-                self.segments,
-                loc,
-                &self.log,
-                e.first_seq,
-                e.count,
-                e.sealed,
-            ) {
+            let (loc, e, log) = self.pages.next()?;
+            match open_page(self.segments, loc, &log, e.first_seq, e.count, e.sealed) {
                 Ok(p) => self.current = Some(p.events(self.segments)),
-                Err(err) => {
-                    self.pages = Vec::new().into_iter();
-                    return Some(Err(err));
-                }
+                Err(err) => return self.stop(err),
             }
         }
+    }
+}
+
+/// Iterator over every event of the store.
+pub struct EventIter<'a>(PageWalk<'a>);
+
+impl<'a> Iterator for EventIter<'a> {
+    type Item = Result<EventRef<'a>>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next()
+    }
+}
+
+/// Iterator over one log.
+pub struct LogIter<'a>(PageWalk<'a>);
+
+impl<'a> Iterator for LogIter<'a> {
+    type Item = Result<EventRef<'a>>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next()
     }
 }
 
@@ -1328,20 +1315,4 @@ impl<'a> Iterator for TopicIter<'a> {
         }
         Some(Ok(out))
     }
-}
-
-/// Lowercase hex of a hash (re-exported for convenience).
-pub fn hex_hash(h: &Hash) -> String {
-    hex::encode(h)
-}
-
-#[doc(hidden)]
-pub fn store_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = vec![dir.join(IDENTITY_FILE), dir.join("index").join("data.mdb")];
-    if let Ok(rd) = std::fs::read_dir(dir.join("segments")) {
-        let mut segs: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        segs.sort();
-        out.extend(segs);
-    }
-    out
 }

@@ -118,6 +118,13 @@ impl OpenBuf {
         }
     }
 
+    /// Seals the page and hands its last bytes and its page-table entry to a job.
+    fn seal_into(mut self, log: &LogId, log_no: u32, job: &mut Job) {
+        self.sealed = true;
+        job.writes.push(self.take_write(log));
+        job.pages.push((self.loc, self.entry(log_no)));
+    }
+
     /// The bytes still to write: the header and the records not yet handed over.
     fn take_write(&mut self, log: &LogId) -> PageWrite {
         let header = PageHeader {
@@ -569,10 +576,8 @@ impl Writer {
             .logs
             .get_mut(id)
             .ok_or_else(|| StoreError::UnknownLog(id.to_string()))?;
-        if let Some(mut full) = st.open.take() {
-            full.sealed = true;
-            job.writes.push(full.take_write(id));
-            job.pages.push((full.loc, full.entry(st.log_no)));
+        if let Some(full) = st.open.take() {
+            full.seal_into(id, st.log_no, job);
         }
         st.open = Some(OpenBuf::new(loc, st.size, page_size));
         Ok(())
@@ -843,10 +848,9 @@ impl Writer {
             let page_size = self.page_size();
             if let Some(st) = self.logs.get_mut(&id) {
                 if let Some(mut full) = st.open.take() {
-                    full.sealed = true;
+                    // Its records are on disk already; rewrite them whole.
                     full.write_from = PAGE_HEADER_LEN;
-                    job.writes.push(full.take_write(&id));
-                    job.pages.push((full.loc, full.entry(st.log_no)));
+                    full.seal_into(&id, st.log_no, &mut job);
                 }
                 let mut open = OpenBuf::new(loc, size, page_size);
                 open.buf.copy_from_slice(data);

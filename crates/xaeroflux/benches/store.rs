@@ -72,13 +72,18 @@ fn bench_heed(dir: &Path, n: u64) -> (f64, f64) {
     (append, rate(n, t.elapsed()))
 }
 
-fn bench_file(path: &Path, n: u64) -> f64 {
-    let mut f = OpenOptions::new()
+/// A new, empty file for a baseline.
+fn create(path: &Path) -> std::fs::File {
+    OpenOptions::new()
         .create(true)
         .write(true)
         .truncate(true)
         .open(path)
-        .unwrap();
+        .unwrap()
+}
+
+fn bench_file(path: &Path, n: u64) -> f64 {
+    let mut f = create(path);
     let t = Instant::now();
     let mut buf = Vec::with_capacity(BATCH * (PAYLOAD + 4));
     let mut i = 0u64;
@@ -96,12 +101,7 @@ fn bench_file(path: &Path, n: u64) -> f64 {
 }
 
 fn file_latency(path: &Path, samples: usize) -> Vec<Duration> {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .open(path)
-        .unwrap();
+    let mut f = create(path);
     let mut lat: Vec<Duration> = (0..samples as u64)
         .map(|i| {
             let t = Instant::now();
