@@ -50,6 +50,7 @@
 //! anything; see `xaeroflux_store::Subscription`.
 #![warn(missing_docs)]
 
+mod inbox;
 mod listener;
 mod observable;
 mod queue;
@@ -57,6 +58,7 @@ mod subject;
 
 use std::sync::Arc;
 
+pub use inbox::{Inbox, Received};
 pub use listener::{EventListener, ListenerBuilder, ListenerStats};
 pub use observable::{Observable, SubscriptionGuard};
 pub use subject::{Subject, SubjectBuilder, SubjectStats};

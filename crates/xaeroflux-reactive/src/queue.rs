@@ -17,6 +17,8 @@ struct State<T> {
     consumer_waiting: bool,
     /// Producers waiting for room.
     producers_waiting: usize,
+    /// [`PriorityQueue::wake`] was called: the next empty wait returns.
+    woken: bool,
 }
 
 impl<T> State<T> {
@@ -61,6 +63,7 @@ impl<T> PriorityQueue<T> {
                 closed: false,
                 consumer_waiting: false,
                 producers_waiting: 0,
+                woken: false,
             }),
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
@@ -76,6 +79,15 @@ impl<T> PriorityQueue<T> {
 
     pub fn len(&self) -> usize {
         self.lock().len()
+    }
+
+    /// Wakes a waiting consumer, which returns [`Popped::TimedOut`] if the
+    /// queue is still empty (so it can look at other state).
+    pub fn wake(&self) {
+        let mut st = self.lock();
+        st.woken = true;
+        drop(st);
+        self.not_empty.notify_all();
     }
 
     /// Takes no more items; what is queued can still be popped.
@@ -123,6 +135,9 @@ impl<T> PriorityQueue<T> {
             }
             if st.closed {
                 return Popped::Closed;
+            }
+            if std::mem::take(&mut st.woken) {
+                return Popped::TimedOut;
             }
             st.consumer_waiting = true;
             st = match deadline {

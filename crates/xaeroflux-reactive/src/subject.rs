@@ -339,6 +339,12 @@ impl<T: Clone + Prioritized + Send + 'static> Subject<T> {
         &self.inner.name
     }
 
+    /// Current number of subscribers (a publisher can skip building
+    /// events nobody would receive).
+    pub fn subscribers(&self) -> usize {
+        lock(&self.inner.observers).len()
+    }
+
     /// Current counters.
     pub fn stats(&self) -> SubjectStats {
         SubjectStats {

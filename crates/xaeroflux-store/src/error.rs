@@ -102,6 +102,10 @@ pub enum StoreError {
     /// The store was closed, or its writer stopped after an earlier error.
     #[error("the store's writer has stopped: {0}")]
     WriterStopped(String),
+    /// The store was closed: a subscription has delivered everything it
+    /// committed and nothing more will come.
+    #[error("the store was closed")]
+    Closed,
     /// A bad argument.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

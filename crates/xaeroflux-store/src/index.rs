@@ -678,6 +678,7 @@ impl Index {
         txn: &RoTxn,
         log_no: u32,
         from_first: u64,
+        until: u64,
     ) -> Result<Vec<(u64, PageLoc)>> {
         let start = log_page_key(log_no, from_first);
         let end = log_page_key(log_no, u64::MAX);
@@ -691,9 +692,13 @@ impl Index {
             if k.len() != 12 {
                 return Err(self.bad(k, "log page key"));
             }
+            let first = be64(&k[4..]);
+            if first >= until {
+                break;
+            }
             let body = self.open_value(v, "page location")?;
             let loc = decode_loc(body).ok_or_else(|| self.bad(v, "page location"))?;
-            out.push((be64(&k[4..]), loc));
+            out.push((first, loc));
         }
         Ok(out)
     }

@@ -32,6 +32,7 @@ mod reader;
 mod segments;
 mod shared;
 mod store;
+mod subscribe;
 mod tree;
 mod writer;
 
@@ -45,4 +46,6 @@ pub use store::{
     EventIter, EventReceipt, InclusionProof, LogHead, LogInfo, LogIter, PendingAppend, Receipt,
     Stats, Store, StoreOptions, TopicIter, VerifyReport,
 };
+pub use subscribe::{Commit, Filter, Forwarding, Since, Subscription, SubscriptionStats};
 pub use xaeroflux_merkle as merkle;
+pub use xaeroflux_reactive as reactive;

@@ -24,8 +24,10 @@ use crate::index::{Index, LogRecord, PageEntry, PageLoc};
 use crate::reader::{PageEvents, open_page};
 use crate::segments::{Segments, sync_dir};
 use crate::shared::Shared;
+use crate::subscribe::{Commit, Filter, Since, Subscription};
 use crate::tree::{ChunkAssembler, IndexNodes};
 use crate::writer::{Committed, Request, Writer};
+use xaeroflux_reactive::{Observable, Overflow, Subject};
 
 /// Default page size: 16 KiB.
 pub const DEFAULT_PAGE_SIZE: u32 = 16 * 1024;
@@ -297,6 +299,8 @@ struct WriterHandle {
 pub struct Store {
     shared: Arc<Shared>,
     writer: Option<WriterHandle>,
+    /// Commits announced by the flusher (writable stores).
+    commits: Option<Observable<Commit>>,
     _lock: Option<File>,
     read_only: bool,
     recovered: u64,
@@ -312,6 +316,8 @@ impl std::fmt::Debug for Store {
 }
 
 const LOCK_FILE: &str = "LOCK";
+/// Commit notices waiting for the dispatch thread, per priority class.
+const COMMIT_QUEUE: usize = 16 * 1024;
 const SEGMENT_ZERO: &str = "segments/00000000.xfseg";
 
 /// Page size, pages per segment and store id from the first segment's
@@ -587,8 +593,21 @@ impl Store {
             author,
         });
         let mut recovered = 0;
+        let mut commits = None;
         let writer = if writable {
-            let mut w = Writer::new(shared.clone(), options.durability, options.writer_log_cache)?;
+            let (notify, observable) = Subject::<Commit>::builder()
+                .name("commits")
+                .capacity(COMMIT_QUEUE)
+                .overflow(Overflow::DropNewest)
+                .try_build()
+                .map_err(io_err(&dir))?;
+            commits = Some(observable);
+            let mut w = Writer::new(
+                shared.clone(),
+                options.durability,
+                options.writer_log_cache,
+                Some(notify),
+            )?;
             recovered = w.recover()?;
             let (tx, rx) = bounded(WRITER_QUEUE);
             let thread = std::thread::Builder::new()
@@ -602,6 +621,7 @@ impl Store {
         Ok(Self {
             shared,
             writer,
+            commits,
             _lock: lock,
             read_only: !writable,
             recovered,
@@ -963,35 +983,44 @@ impl Store {
         rec: &LogRecord,
         from_seq: u64,
     ) -> Result<LogIter<'_>> {
-        let index = &self.shared.index;
-        let mut pages = Vec::new();
-        if from_seq < rec.size {
-            let start = index
-                .page_of(txn, rec.log_no, from_seq)?
-                .map_or(0, |(f, _)| f);
-            for (first, loc) in index.log_pages(txn, rec.log_no, start)? {
-                if first >= rec.size {
-                    break;
-                }
-                let e = index.page_entry(txn, loc)?;
-                if e.log_no != rec.log_no
-                    || e.first_seq != first
-                    || first + e.count as u64 > rec.size
-                {
-                    return Err(corrupt(
-                        index.data_file(),
-                        0,
-                        "page table disagrees with the log table",
-                    ));
-                }
-                pages.push((loc, e, log.to_bytes()));
-            }
-        }
-        Ok(LogIter(PageWalk::new(
-            &self.shared.segments,
-            pages,
-            from_seq,
-        )))
+        log_iter_in(&self.shared, txn, log, rec, from_seq, rec.size)
+    }
+
+    /// Subscribes to the events `filter` selects: each log's history from
+    /// `since`, then its events as they are committed (local appends and,
+    /// once sync lands, replicated ones), with no gap and no duplicate. On a
+    /// read-only store the writer is in another process: the subscription
+    /// looks for its commits every 50 ms.
+    ///
+    /// ```
+    /// # use xaeroflux_store::{Filter, NewEvent, Store, StoreOptions, Topic};
+    /// # use std::time::Duration;
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = Store::open(dir.path(), StoreOptions::default())?;
+    /// let chat = Topic::new("chat")?;
+    /// store.append(NewEvent::application(&chat, b"before".to_vec()))?;
+    /// let mut sub = store.subscribe(Filter::topic(&chat), 0)?;
+    /// store.append(NewEvent::application(&chat, b"after".to_vec()))?;
+    /// let a = sub.recv_timeout(Duration::from_secs(10))?.unwrap();
+    /// let b = sub.recv_timeout(Duration::from_secs(10))?.unwrap();
+    /// assert_eq!((a.seq, &a.payload[..]), (0, &b"before"[..]));
+    /// assert_eq!((b.seq, &b.payload[..]), (1, &b"after"[..]));
+    /// # Ok::<(), xaeroflux_store::StoreError>(())
+    /// ```
+    pub fn subscribe(&self, filter: Filter, since: impl Into<Since>) -> Result<Subscription> {
+        Subscription::new(
+            self.shared.clone(),
+            self.commits.as_ref(),
+            filter,
+            since.into(),
+        )
+    }
+
+    /// The raw commit announcements: one [`Commit`] (log, new size) per log
+    /// per group commit, for building custom views. `None` on a read-only
+    /// store. Most applications want [`Store::subscribe`].
+    pub fn commits(&self) -> Option<Observable<Commit>> {
+        self.commits.clone()
     }
 
     /// Iterates the topic view: every log of the topic merged by
@@ -1087,7 +1116,7 @@ impl Store {
         let mut done = Vec::new();
         let mut expect = 0u64;
         let log_bytes = log.to_bytes();
-        for (first, loc) in index.log_pages(txn, rec.log_no, 0)? {
+        for (first, loc) in index.log_pages(txn, rec.log_no, 0, u64::MAX)? {
             let e: PageEntry = index.page_entry(txn, loc)?;
             if first != expect || e.first_seq != first || e.log_no != rec.log_no {
                 return Err(corrupt(
@@ -1233,6 +1262,41 @@ impl<'a> Iterator for PageWalk<'a> {
             }
         }
     }
+}
+
+/// Iterates one log from `from_seq` on, over the pages that hold events
+/// before `end` (at most the size in `rec`; the last page may run past it).
+pub(crate) fn log_iter_in<'a>(
+    shared: &'a Shared,
+    txn: &RoTxn,
+    log: &LogId,
+    rec: &LogRecord,
+    from_seq: u64,
+    end: u64,
+) -> Result<LogIter<'a>> {
+    let index = &shared.index;
+    let end = end.min(rec.size);
+    let mut pages = Vec::new();
+    if from_seq < end {
+        let start = index
+            .page_of(txn, rec.log_no, from_seq)?
+            .map_or(0, |(f, _)| f);
+        for (first, loc) in index.log_pages(txn, rec.log_no, start, end)? {
+            if first >= end {
+                break;
+            }
+            let e = index.page_entry(txn, loc)?;
+            if e.log_no != rec.log_no || e.first_seq != first || first + e.count as u64 > rec.size {
+                return Err(corrupt(
+                    index.data_file(),
+                    0,
+                    "page table disagrees with the log table",
+                ));
+            }
+            pages.push((loc, e, log.to_bytes()));
+        }
+    }
+    Ok(LogIter(PageWalk::new(&shared.segments, pages, from_seq)))
 }
 
 /// Iterator over every event of the store.

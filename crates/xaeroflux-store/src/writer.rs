@@ -16,15 +16,19 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use xaeroflux_merkle::{Frontier, Hash, NoteVerifier, hash_leaf, mth};
+use xaeroflux_reactive::Subject;
 
 use crate::Durability;
 use crate::error::{Result, StoreError, corrupt, io_err};
-use crate::event::{EVENT_HEADER_LEN, LogId, NewEvent, TopicId, decode_event, encode_event_into};
+use crate::event::{
+    EVENT_HEADER_LEN, EventKind, LogId, NewEvent, TopicId, decode_event, encode_event_into,
+};
 use crate::format::{
     FLAG_SEALED, PAGE_HEADER_LEN, PageHeader, RECORD_HEADER_LEN, read_record, write_record_header,
 };
 use crate::index::{LogRecord, OpenPage, PageEntry, PageLoc};
 use crate::shared::Shared;
+use crate::subscribe::Commit;
 use crate::tree::{ChunkAssembler, DoneChunk, IndexNodes};
 
 /// Events taken into one group commit, at most.
@@ -169,6 +173,8 @@ struct LogState {
     /// The last job that touched this log: it may be evicted from memory
     /// once the flusher has committed that job.
     last_job: u64,
+    /// The most urgent kind appended since the last job was sealed.
+    class: EventKind,
 }
 
 impl LogState {
@@ -229,6 +235,8 @@ struct Job {
     next_page: PageLoc,
     next_log_no: u32,
     answers: Vec<(Sender<Result<Committed>>, Committed)>,
+    /// What subscribers are told once the job is committed.
+    commits: Vec<Commit>,
     acks: Vec<Sender<Result<()>>>,
     syncs: Vec<Sender<Result<()>>>,
 }
@@ -257,6 +265,8 @@ fn now_ms() -> u64 {
 /// Writes, syncs and indexes jobs, in order.
 struct Flusher {
     shared: Arc<Shared>,
+    /// Where commits are announced to subscribers.
+    notify: Option<Subject<Commit>>,
     durability: Durability,
     files: HashMap<u32, File>,
     unsynced: HashSet<u32>,
@@ -367,7 +377,7 @@ impl Flusher {
 
     fn run(mut self, jobs: Receiver<Job>, stopped: Stopped, committed: Arc<AtomicU64>) {
         let durable = self.durability == Durability::Durable;
-        while let Ok(job) = jobs.recv() {
+        while let Ok(mut job) = jobs.recv() {
             let result = if stopped_reason(&stopped).is_some() {
                 Ok(())
             } else {
@@ -375,6 +385,14 @@ impl Flusher {
             };
             let seq = job.seq;
             let ok = result.is_ok();
+            if ok
+                && !job.commits.is_empty()
+                && let Some(n) = self.notify.as_ref().filter(|n| n.subscribers() > 0)
+            {
+                // Never blocks: a full queue drops and tells subscribers,
+                // who catch up from the store.
+                n.on_next_batch(std::mem::take(&mut job.commits));
+            }
             self.answer(job, result, &stopped);
             if ok {
                 committed.store(seq, Ordering::Release);
@@ -390,6 +408,10 @@ impl Flusher {
         }
         if stopped_reason(&stopped).is_none() {
             let _ = self.sync_all();
+        }
+        if let Some(n) = self.notify.take() {
+            // Subscribers get what was announced, then the end of the stream.
+            n.close();
         }
     }
 }
@@ -411,13 +433,19 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub fn new(shared: Arc<Shared>, durability: Durability, max_logs: usize) -> Result<Self> {
+    pub fn new(
+        shared: Arc<Shared>,
+        durability: Durability,
+        max_logs: usize,
+        notify: Option<Subject<Commit>>,
+    ) -> Result<Self> {
         let txn = shared.index.read_txn()?;
         let next_page = shared.index.next_page(&txn)?;
         let next_log_no = shared.index.next_log_no(&txn)?;
         drop(txn);
         let flusher = Flusher {
             shared: shared.clone(),
+            notify,
             durability,
             files: HashMap::new(),
             unsynced: HashSet::new(),
@@ -495,6 +523,7 @@ impl Writer {
                     topic_name: None,
                     touched: false,
                     last_job: 0,
+                    class: EventKind::Application,
                 }
             }
             Some(rec) => {
@@ -522,6 +551,7 @@ impl Writer {
                     topic_name: index.topic_name(&txn, &id.topic)?,
                     touched: false,
                     last_job: 0,
+                    class: EventKind::Application,
                 }
             }
         })
@@ -606,6 +636,7 @@ impl Writer {
         }
         let ts = now.max(st.last_ts);
         let seq = st.size;
+        st.class = st.class.min(ev.kind);
         let open = st
             .open
             .as_mut()
@@ -632,6 +663,11 @@ impl Writer {
                 job.pages.push((open.loc, open.entry(st.log_no)));
             }
             job.records.push((id, st.record()));
+            job.commits.push(Commit {
+                log: id,
+                size: st.size,
+                most_urgent: std::mem::replace(&mut st.class, EventKind::Application),
+            });
         }
         job.next_page = self.next_page;
         job.next_log_no = self.next_log_no;
