@@ -1,5 +1,6 @@
 //! `xf`: create, fill, read, prove and verify Xaeroflux stores.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -9,7 +10,9 @@ use serde_json::json;
 use xaeroflux::merkle::{
     Checkpoint, MemoryTree, NoteVerifier, verify_consistency, verify_inclusion,
 };
-use xaeroflux::{Core, EventKind, LogId, NewEvent, Receipt, Store, StoreOptions, Topic};
+use xaeroflux::{
+    Core, EventKind, Filter, LogId, NewEvent, Receipt, Since, Store, StoreOptions, Topic,
+};
 
 #[derive(Parser)]
 #[command(
@@ -56,6 +59,9 @@ enum Cmd {
         /// Topic name.
         #[arg(long)]
         topic: String,
+        /// Then print new events as they are committed, until interrupted.
+        #[arg(long, short)]
+        follow: bool,
     },
     /// Print a log's signed checkpoint (a C2SP signed note).
     Checkpoint {
@@ -334,11 +340,34 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Cmd::Cat { topic } => {
+        Cmd::Cat { topic, follow } => {
             let store = open_ro(&db)?;
-            for ev in store.iter_topic(&Topic::new(&topic)?)? {
-                out.write_all(ev?.payload())?;
+            let topic = Topic::new(&topic)?;
+            // Listen before reading the history: what is committed in
+            // between comes both ways and is printed once.
+            let mut live = if follow {
+                Some(store.subscribe(Filter::topic(&topic), Since::Now)?)
+            } else {
+                None
+            };
+            let mut printed: HashMap<LogId, u64> = HashMap::new();
+            for ev in store.iter_topic(&topic)? {
+                let ev = ev?;
+                printed.insert(ev.log_id(), ev.seq() + 1);
+                out.write_all(ev.payload())?;
                 out.write_all(b"\n")?;
+            }
+            if let Some(sub) = live.as_mut() {
+                out.flush()?;
+                while let Some(ev) = sub.recv() {
+                    let ev = ev?;
+                    if printed.get(&ev.log).is_some_and(|n| ev.seq < *n) {
+                        continue;
+                    }
+                    out.write_all(&ev.payload)?;
+                    out.write_all(b"\n")?;
+                    out.flush()?;
+                }
             }
         }
         Cmd::Checkpoint { log } => {

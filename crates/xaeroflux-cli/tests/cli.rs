@@ -265,3 +265,58 @@ fn demo_runs() {
         "{s}"
     );
 }
+
+#[test]
+fn cat_follow_prints_history_then_events_committed_by_another_process() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    xf_ok(&db, &["append", "--topic", "news", "one"]);
+    xf_ok(&db, &["append", "--topic", "news", "two"]);
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_xf"))
+        .arg("--db")
+        .arg(&db)
+        .args(["cat", "--topic", "news", "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn xf cat --follow");
+    let stdout = follower.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = |what: &str| {
+        rx.recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no line for {what:?} within 30 s"))
+    };
+    assert_eq!(next("one"), "one");
+    assert_eq!(next("two"), "two");
+    // A writer process holds the store while the follower prints.
+    let mut writer = spawn_lines(&db, "news");
+    let mut stdin = writer.stdin.take().expect("stdin");
+    for line in ["three", "four", "five"] {
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+        assert_eq!(next(line), line);
+    }
+    drop(stdin);
+    assert!(writer.wait().unwrap().success());
+    xf_ok(&db, &["append", "--topic", "news", "six"]);
+    assert_eq!(next("six"), "six");
+    // Another topic's events do not show.
+    xf_ok(&db, &["append", "--topic", "other", "nope"]);
+    xf_ok(&db, &["append", "--topic", "news", "seven"]);
+    assert_eq!(next("seven"), "seven");
+    follower.kill().unwrap();
+    let _ = follower.wait();
+    reader.join().unwrap();
+}

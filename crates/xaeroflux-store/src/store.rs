@@ -42,9 +42,9 @@ pub enum Durability {
     /// Once the event is on stable storage (one data sync per group commit).
     #[default]
     Durable,
-    /// Once the event is written and indexed; the writer syncs when it is
-    /// idle, so a power loss may take the last moments' events (a process
-    /// crash does not).
+    /// Once the event is written and indexed; the writer syncs after 2 ms
+    /// without new work and at least once a second, so a power loss may
+    /// take the last moments' events (a process crash does not).
     Fast,
 }
 

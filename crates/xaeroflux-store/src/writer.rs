@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use xaeroflux_merkle::{Frontier, Hash, NoteVerifier, hash_leaf, mth};
 use xaeroflux_reactive::Subject;
 
@@ -33,6 +33,9 @@ use crate::tree::{ChunkAssembler, DoneChunk, IndexNodes};
 
 /// Events taken into one group commit, at most.
 const MAX_GROUP_EVENTS: usize = 16 * 1024;
+/// In the fast mode, how long the flusher waits for more work before it
+/// syncs what it has acknowledged.
+const FAST_IDLE_SYNC: Duration = Duration::from_millis(2);
 /// How often the (unsynced) index is synced, to bound replay after power loss.
 const INDEX_SYNC_EVERY: Duration = Duration::from_secs(1);
 
@@ -377,7 +380,15 @@ impl Flusher {
 
     fn run(mut self, jobs: Receiver<Job>, stopped: Stopped, committed: Arc<AtomicU64>) {
         let durable = self.durability == Durability::Durable;
-        while let Ok(mut job) = jobs.recv() {
+        let mut next: Option<Job> = None;
+        loop {
+            let mut job = match next.take() {
+                Some(j) => j,
+                None => match jobs.recv() {
+                    Ok(j) => j,
+                    Err(_) => break,
+                },
+            };
             let result = if stopped_reason(&stopped).is_some() {
                 Ok(())
             } else {
@@ -397,13 +408,20 @@ impl Flusher {
             if ok {
                 committed.store(seq, Ordering::Release);
             }
-            if !durable
-                && jobs.is_empty()
-                && stopped_reason(&stopped).is_none()
-                && let Err(e) = self.sync_all()
-            {
-                // Idle in the fast mode: make what was acknowledged durable.
-                stop(&stopped, e.to_string());
+            if !durable && stopped_reason(&stopped).is_none() {
+                // The fast mode makes what it acknowledged durable once the
+                // writer has been idle for a moment (and at least once a
+                // second under load, in `execute`), so a caller appending one
+                // event at a time never waits for a sync.
+                match jobs.recv_timeout(FAST_IDLE_SYNC) {
+                    Ok(j) => next = Some(j),
+                    Err(RecvTimeoutError::Timeout) => {
+                        if let Err(e) = self.sync_all() {
+                            stop(&stopped, e.to_string());
+                        }
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
             }
         }
         if stopped_reason(&stopped).is_none() {

@@ -32,6 +32,37 @@
 //! core.close()?;
 //! # Ok(()) }
 //! ```
+//!
+//! Subscribe to a topic: its history from a `seq`, then each event as it is
+//! committed, with no gap and no duplicate, as a blocking iterator or
+//! through an [`EventListener`] running on its own worker:
+//!
+//! ```
+//! use std::time::Duration;
+//! use xaeroflux::{Core, Event, EventListener, Filter, Since, Topic};
+//!
+//! # fn main() -> Result<(), xaeroflux::StoreError> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let core = Core::builder().open(dir.path())?;
+//! let chat = Topic::new("chat")?;
+//! core.append(core.new_event(&chat, b"first"))?;
+//!
+//! let mut sub = core.subscribe(Filter::topic(&chat), 0)?; // from seq 0
+//! core.append(core.new_event(&chat, b"second"))?;
+//! assert_eq!(sub.recv_timeout(Duration::from_secs(10))?.unwrap().payload, b"first");
+//! assert_eq!(sub.recv_timeout(Duration::from_secs(10))?.unwrap().payload, b"second");
+//!
+//! let printer = EventListener::new(
+//!     "printer",
+//!     |ev: Event| println!("{}: {}", ev.seq, String::from_utf8_lossy(&ev.payload)),
+//!     1024, // inbox bound per priority class
+//!     1,    // one worker: strict order
+//! );
+//! let _forwarding = core.subscribe(Filter::topic(&chat), Since::Now)?.forward_to(&printer)?;
+//! core.append(core.new_event(&chat, b"third"))?;
+//! assert!(printer.wait_until(|s| s.processed == 1, Duration::from_secs(10)));
+//! # Ok(()) }
+//! ```
 #![warn(missing_docs)]
 
 use std::ops::Deref;
@@ -42,10 +73,16 @@ pub use xaeroflux_merkle::{
     Checkpoint, Hash, MerkleError, NoteVerifier, SignedCheckpoint, verify_consistency,
     verify_inclusion,
 };
+pub use xaeroflux_reactive as reactive;
+pub use xaeroflux_reactive::{
+    EventListener, Observable, Observer, Overflow, Prioritized, Priority, Subject,
+    SubscriptionGuard,
+};
 pub use xaeroflux_store::{
-    BatchReceipt, ConsistencyProof, Durability, Event, EventIter, EventKind, EventReceipt,
-    EventRef, InclusionProof, LogHead, LogId, LogInfo, LogIter, NewEvent, PendingAppend, Receipt,
-    Stats, Store, StoreError, StoreOptions, Topic, TopicId, TopicIter, VerifyReport,
+    BatchReceipt, Commit, ConsistencyProof, Durability, Event, EventIter, EventKind, EventReceipt,
+    EventRef, Filter, Forwarding, InclusionProof, LogHead, LogId, LogInfo, LogIter, NewEvent,
+    PendingAppend, Receipt, Since, Stats, Store, StoreError, StoreOptions, Subscription,
+    SubscriptionStats, Topic, TopicId, TopicIter, VerifyReport,
 };
 
 /// The handle an application holds: the store, and (as they land) its
