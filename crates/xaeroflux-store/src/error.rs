@@ -102,6 +102,10 @@ pub enum StoreError {
     /// The store was closed, or its writer stopped after an earlier error.
     #[error("the store's writer has stopped: {0}")]
     WriterStopped(String),
+    /// Another author's events were refused: they do not extend the log as
+    /// held, or their proof or checkpoint does not hold. Nothing changed.
+    #[error("refused: {0}")]
+    Rejected(String),
     /// The store was closed: a subscription has delivered everything it
     /// committed and nothing more will come.
     #[error("the store was closed")]

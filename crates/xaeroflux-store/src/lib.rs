@@ -43,8 +43,8 @@ pub use event::{
 };
 pub use store::{
     BatchReceipt, ConsistencyProof, DEFAULT_PAGE_SIZE, DEFAULT_SEGMENT_PAGES, Durability,
-    EventIter, EventReceipt, InclusionProof, LogHead, LogInfo, LogIter, PendingAppend, Receipt,
-    Stats, Store, StoreOptions, TopicIter, VerifyReport,
+    EventIter, EventReceipt, ImportPage, InclusionProof, LogHead, LogInfo, LogIter, PendingAppend,
+    Receipt, Stats, Store, StoreOptions, TopicIter, VerifyReport,
 };
 pub use subscribe::{Commit, Filter, Forwarding, Since, Subscription, SubscriptionStats};
 pub use xaeroflux_merkle as merkle;

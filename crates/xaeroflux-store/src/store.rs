@@ -26,6 +26,7 @@ use crate::segments::{Segments, sync_dir};
 use crate::shared::Shared;
 use crate::subscribe::{Commit, Filter, Since, Subscription};
 use crate::tree::{ChunkAssembler, IndexNodes};
+use crate::writer::VerifiedPage;
 use crate::writer::{Committed, Request, Writer};
 use xaeroflux_reactive::{Observable, Overflow, Subject};
 
@@ -293,6 +294,26 @@ pub struct Stats {
 struct WriterHandle {
     tx: Sender<Request>,
     thread: JoinHandle<()>,
+}
+
+/// A run of another author's events received from a peer, with what proves
+/// them: the signed checkpoint they lead to and the consistency proof from
+/// the log's size after them to that checkpoint. See [`Store::import`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportPage {
+    /// The log.
+    pub log: LogId,
+    /// The topic's name, kept if it hashes to the log's topic id.
+    pub topic_name: Option<String>,
+    /// Seq of the first event: the log's size as held.
+    pub first_seq: u64,
+    /// The events' canonical encodings, in order.
+    pub events: Vec<Vec<u8>>,
+    /// The checkpoint (a signed note by the log's author).
+    pub note: String,
+    /// RFC 9162 consistency proof from `first_seq + events.len()` to the
+    /// checkpoint's size.
+    pub proof: Vec<Hash>,
 }
 
 /// An open store.
@@ -734,6 +755,51 @@ impl Store {
                 .map(|(log, size, root)| LogHead { log, size, root })
                 .collect(),
         })
+    }
+
+    /// Appends a page of another author's log, received from a peer, once it
+    /// is verified: the checkpoint is signed by the log's author for this
+    /// log; the events start at the log's current size with consecutive
+    /// seqs and fit a page; and the consistency proof holds from the tree
+    /// with these events to the checkpoint's root. Otherwise it returns
+    /// [`StoreError::Rejected`] and nothing changes. The checkpoint is kept
+    /// (the newest per log) once the log reaches its size, and subscribers
+    /// see the events like local ones.
+    pub fn import(&self, page: ImportPage) -> Result<LogHead> {
+        let reject = |why: String| StoreError::Rejected(format!("log {}: {why}", page.log));
+        let verifier = NoteVerifier::new(&page.log.origin(), &page.log.author)
+            .map_err(|e| reject(format!("author key: {e}")))?;
+        let checkpoint = verifier
+            .verify_checkpoint(&page.note)
+            .map_err(|e| reject(format!("checkpoint: {e}")))?;
+        if checkpoint.origin != page.log.origin() {
+            return Err(reject("the checkpoint names another log".into()));
+        }
+        let (reply, rx) = bounded(1);
+        let log = page.log;
+        self.sender()?
+            .send(Request::Import {
+                page: VerifiedPage {
+                    log,
+                    topic_name: page.topic_name,
+                    first_seq: page.first_seq,
+                    events: page.events,
+                    checkpoint,
+                    note: page.note,
+                    proof: page.proof,
+                },
+                reply,
+            })
+            .map_err(|_| StoreError::WriterStopped("the writer thread has gone".into()))?;
+        let c = rx
+            .recv()
+            .map_err(|_| StoreError::WriterStopped("the writer thread has gone".into()))??;
+        let (log, size, root) = c
+            .heads
+            .first()
+            .copied()
+            .ok_or_else(|| StoreError::UnknownLog(log.to_string()))?;
+        Ok(LogHead { log, size, root })
     }
 
     /// Makes everything appended so far durable (useful in the fast mode).

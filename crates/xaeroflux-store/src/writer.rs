@@ -21,7 +21,7 @@ use xaeroflux_reactive::Subject;
 use crate::Durability;
 use crate::error::{Result, StoreError, corrupt, io_err};
 use crate::event::{
-    EVENT_HEADER_LEN, EventKind, LogId, NewEvent, TopicId, decode_event, encode_event_into,
+    EVENT_HEADER_LEN, EventKind, LogId, NewEvent, Topic, TopicId, decode_event, encode_event_into,
 };
 use crate::format::{
     FLAG_SEALED, PAGE_HEADER_LEN, PageHeader, RECORD_HEADER_LEN, read_record, write_record_header,
@@ -64,6 +64,28 @@ pub(crate) enum Request {
     Sync {
         reply: Sender<Result<()>>,
     },
+    /// Appends another author's verified events to their log: applied only
+    /// if the log still has `first_seq` events and the tree with them has
+    /// `root`, and the consistency proof from there to the checkpoint holds.
+    Import {
+        page: VerifiedPage,
+        reply: Sender<Result<Committed>>,
+    },
+}
+
+/// A page of another author's events with what proves it (see
+/// [`crate::Store::import`]); the checkpoint's signature is checked before
+/// it reaches the writer.
+pub(crate) struct VerifiedPage {
+    pub log: LogId,
+    pub topic_name: Option<String>,
+    pub first_seq: u64,
+    /// Canonical encodings, decoded and bounded by the caller.
+    pub events: Vec<Vec<u8>>,
+    pub checkpoint: xaeroflux_merkle::Checkpoint,
+    pub note: String,
+    /// Consistency proof from `first_seq + events.len()` to the checkpoint.
+    pub proof: Vec<Hash>,
 }
 
 /// Log ids are made of hashes: their first bytes are already uniform, so
@@ -669,6 +691,137 @@ impl Writer {
         Ok((id, seq, leaf))
     }
 
+    /// Places one already-encoded event (another author's) at the end of
+    /// its log's open page.
+    fn apply_encoded(&mut self, bytes: &[u8], id: LogId, job: &mut Job) -> Result<Hash> {
+        let header = decode_event(bytes).map_err(|r| StoreError::InvalidArgument(r.into()))?;
+        let (ts, kind) = (header.timestamp_ms(), header.kind());
+        let rec_len = RECORD_HEADER_LEN + bytes.len();
+        let st = self.load_log(id)?;
+        if st.open.as_ref().is_none_or(|o| o.room() < rec_len) {
+            self.next_open_page(&id, job)?;
+        }
+        let st = self
+            .logs
+            .get_mut(&id)
+            .ok_or_else(|| StoreError::UnknownLog(id.to_string()))?;
+        st.class = st.class.min(kind);
+        let open = st
+            .open
+            .as_mut()
+            .ok_or_else(|| StoreError::UnknownLog(id.to_string()))?;
+        let off = PAGE_HEADER_LEN + open.used as usize;
+        let (head, rest) = open.buf[off..off + rec_len].split_at_mut(RECORD_HEADER_LEN);
+        rest.copy_from_slice(bytes);
+        write_record_header(head, rest);
+        let leaf = hash_leaf(bytes);
+        st.account(leaf, ts, rec_len, &mut job.chunks);
+        self.touch(id);
+        Ok(leaf)
+    }
+
+    /// Checks an imported page against the log as it is now, without
+    /// changing anything: the size, each event's seq and size, and the
+    /// proof from the tree with the page's leaves to the checkpoint.
+    fn check_import(&mut self, page: &VerifiedPage) -> Result<()> {
+        let log = page.log;
+        let bad = |why: String| StoreError::Rejected(format!("log {log}: {why}"));
+        if log.author == self.shared.author {
+            return Err(bad("the store's own log is never imported".into()));
+        }
+        let known = match self.logs.get(&log) {
+            Some(st) => Some((st.size, st.frontier.clone())),
+            None => {
+                let txn = self.shared.index.read_txn()?;
+                let exists = self.shared.index.log_record(&txn, &log)?.is_some();
+                drop(txn);
+                if exists {
+                    let st = self.load_log(log)?;
+                    Some((st.size, st.frontier.clone()))
+                } else {
+                    None
+                }
+            }
+        };
+        let (size, mut frontier) = known.unwrap_or((0, Frontier::new()));
+        if page.first_seq != size {
+            return Err(bad(format!(
+                "the page starts at seq {} but the log has {size} events",
+                page.first_seq
+            )));
+        }
+        let max = self.shared.max_event_len();
+        for (i, bytes) in page.events.iter().enumerate() {
+            let want = size + i as u64;
+            if bytes.len() > max {
+                return Err(bad(format!("event {want} is larger than a page holds")));
+            }
+            let h = decode_event(bytes).map_err(|r| bad(format!("event {want}: {r}")))?;
+            if h.seq() != want {
+                return Err(bad(format!("event {want} carries seq {}", h.seq())));
+            }
+            frontier.push(hash_leaf(bytes));
+        }
+        let new_size = frontier.size();
+        let cp = &page.checkpoint;
+        if new_size > cp.size {
+            return Err(bad(format!(
+                "the page runs to size {new_size}, past the checkpoint's {}",
+                cp.size
+            )));
+        }
+        xaeroflux_merkle::verify_consistency(
+            new_size,
+            cp.size,
+            &frontier.root(),
+            &cp.root,
+            &page.proof,
+        )
+        .map_err(|e| {
+            bad(format!(
+                "consistency proof from {new_size} to {}: {e}",
+                cp.size
+            ))
+        })?;
+        Ok(())
+    }
+
+    fn import(&mut self, page: VerifiedPage, job: &mut Job) -> Result<Committed> {
+        self.check_import(&page)?;
+        let id = page.log;
+        let mut c = Committed {
+            events: Vec::with_capacity(page.events.len()),
+            heads: Vec::new(),
+        };
+        // Allocates the log (when new) only now that the page is verified.
+        self.load_log(id)?;
+        for (i, bytes) in page.events.iter().enumerate() {
+            let leaf = self.apply_encoded(bytes, id, job)?;
+            c.events.push((id, page.first_seq + i as u64, leaf));
+        }
+        if let Some(st) = self.logs.get_mut(&id) {
+            if st.topic_name.is_none()
+                && let Some(name) = page.topic_name.filter(|n| Topic::id_of(n) == id.topic)
+            {
+                st.topic_name = Some(name.clone());
+                job.topic_names.push((id.topic, name));
+            }
+            c.heads.push((id, st.size, st.frontier.root()));
+        }
+        // The checkpoint is kept once the log reaches it, so a kept
+        // checkpoint always covers events the store holds (and can serve).
+        let reached = self
+            .logs
+            .get(&id)
+            .is_some_and(|st| st.size == page.checkpoint.size);
+        if reached && let Some(log_no) = self.newer_checkpoint(id, page.checkpoint.size)? {
+            job.checkpoints.retain(|(n, _, _)| *n != log_no);
+            job.checkpoints
+                .push((log_no, page.checkpoint.size, page.note));
+        }
+        Ok(c)
+    }
+
     /// Finishes a job: the open pages and records of every touched log.
     fn seal_job(&mut self, job: &mut Job) {
         for id in self.touched.drain(..) {
@@ -770,6 +923,25 @@ impl Writer {
                     }
                 },
                 Request::Sync { reply } => job.syncs.push(reply),
+                Request::Import { page, reply } => {
+                    if let Some(why) = stopped_reason(&self.stopped) {
+                        let _ = reply.send(Err(StoreError::WriterStopped(why)));
+                        continue;
+                    }
+                    match self.import(page, &mut job) {
+                        Ok(c) => job.answers.push((reply, c)),
+                        Err(e @ StoreError::Rejected(_)) => {
+                            // Refused before anything changed.
+                            let _ = reply.send(Err(e));
+                        }
+                        Err(e) => {
+                            // Failed midway (an I/O error allocating a page):
+                            // stop, as after any write error.
+                            stop(&self.stopped, e.to_string());
+                            let _ = reply.send(Err(e));
+                        }
+                    }
+                }
             }
         }
         self.seal_job(&mut job);
@@ -970,6 +1142,7 @@ impl Writer {
 fn request_events(r: &Request) -> usize {
     match r {
         Request::Append { events, .. } => events.len(),
+        Request::Import { page, .. } => page.events.len().max(1),
         _ => 1,
     }
 }
