@@ -1,0 +1,598 @@
+//! The XSP wire format: length-prefixed frames, one message each. Every
+//! length and count is checked against its bound and against the bytes
+//! actually present before anything is allocated. See
+//! `docs/sync-protocol.md`.
+
+use xaeroflux_merkle::Hash;
+use xaeroflux_store::{LogId, TopicId};
+
+use crate::SyncError;
+
+/// Protocol version carried in `HELLO`.
+pub const VERSION: u16 = 1;
+/// Magic at the start of a `HELLO` payload.
+pub const MAGIC: [u8; 4] = *b"XSP\x01";
+/// Largest frame (tag and payload), bytes.
+pub const MAX_FRAME: usize = 4 << 20;
+/// Most topics in a `HELLO`.
+pub const MAX_TOPICS: usize = 1024;
+/// Longest topic name on the wire.
+pub const MAX_TOPIC_NAME: usize = 256;
+/// Most logs in one `PEAKS`.
+pub const MAX_LOGS: usize = 16 * 1024;
+/// Longest checkpoint note on the wire.
+pub const MAX_NOTE: usize = 4096;
+/// Most entries in one `DIFF`.
+pub const MAX_DIFF: usize = 64 * 1024;
+/// Most events in one `PAGE_RESPONSE`.
+pub const MAX_EVENTS: usize = 64 * 1024;
+/// Longest event in a `PAGE_RESPONSE`.
+pub const MAX_EVENT: usize = 1 << 20;
+/// Most hashes in a proof (a proof of a log of 2^64 events has at most 128).
+pub const MAX_PROOF: usize = 128;
+/// Longest error reason.
+pub const MAX_REASON: usize = 1024;
+
+/// Message tags.
+mod tag {
+    pub const HELLO: u8 = 1;
+    pub const PEAKS: u8 = 2;
+    pub const DIFF: u8 = 3;
+    pub const PAGE_REQUEST: u8 = 4;
+    pub const PAGE_RESPONSE: u8 = 5;
+    pub const SYNC_DONE: u8 = 6;
+    pub const CHECKPOINT: u8 = 7;
+    pub const ERROR: u8 = 8;
+}
+
+/// Capability bits in `HELLO`.
+pub mod caps {
+    /// Log replication (this protocol).
+    pub const SYNC: u32 = 1;
+    /// Live mode: `CHECKPOINT` announcements after `SYNC_DONE`.
+    pub const LIVE: u32 = 2;
+}
+
+/// A topic in a `HELLO`: its id and, when known, its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicEntry {
+    /// Topic id.
+    pub id: TopicId,
+    /// Name (empty when the sender does not know it).
+    pub name: String,
+}
+
+/// One log in a `PEAKS`: its author, size and latest checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeakEntry {
+    /// The log's author (the topic is the message's).
+    pub author: [u8; 32],
+    /// Size the checkpoint commits to.
+    pub size: u64,
+    /// The checkpoint, a signed note by the author.
+    pub note: String,
+}
+
+/// One suffix a side will pull: events `from..to` of `log`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiffEntry {
+    /// The log.
+    pub log: LogId,
+    /// First seq wanted (the puller's size).
+    pub from: u64,
+    /// Size of the checkpoint the puller verifies against.
+    pub to: u64,
+}
+
+/// Error codes in `ERROR`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// A frame or message could not be decoded.
+    Malformed,
+    /// A message came out of order, or named something not agreed on.
+    Protocol,
+    /// Data or a proof or a signature did not verify.
+    Rejected,
+    /// The peer sent nothing for too long.
+    Timeout,
+    /// The sender's store failed.
+    Internal,
+    /// Another version of the protocol.
+    Version,
+    /// A code this version does not know.
+    Other(u16),
+}
+
+impl ErrorCode {
+    fn to_u16(self) -> u16 {
+        match self {
+            ErrorCode::Malformed => 1,
+            ErrorCode::Protocol => 2,
+            ErrorCode::Rejected => 3,
+            ErrorCode::Timeout => 4,
+            ErrorCode::Internal => 5,
+            ErrorCode::Version => 6,
+            ErrorCode::Other(c) => c,
+        }
+    }
+    fn from_u16(c: u16) -> Self {
+        match c {
+            1 => ErrorCode::Malformed,
+            2 => ErrorCode::Protocol,
+            3 => ErrorCode::Rejected,
+            4 => ErrorCode::Timeout,
+            5 => ErrorCode::Internal,
+            6 => ErrorCode::Version,
+            c => ErrorCode::Other(c),
+        }
+    }
+}
+
+/// An XSP message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// Opens a session.
+    Hello {
+        /// Protocol version.
+        version: u16,
+        /// The sender's node id (its store's author key).
+        node_id: [u8; 32],
+        /// Capability bits ([`caps`]).
+        caps: u32,
+        /// Whether the sender wants every topic; `topics` then lists the
+        /// topics it holds.
+        all_topics: bool,
+        /// Topics of interest.
+        topics: Vec<TopicEntry>,
+    },
+    /// The sender's logs in one shared topic, with their checkpoints.
+    Peaks {
+        /// The topic.
+        topic: TopicId,
+        /// Its logs.
+        logs: Vec<PeakEntry>,
+    },
+    /// The suffixes the sender will pull.
+    Diff {
+        /// What it will request.
+        wants: Vec<DiffEntry>,
+    },
+    /// Asks for events `from..` of a log, at most `max_events`, with the
+    /// consistency proof to the checkpoint of size `to`.
+    PageRequest {
+        /// The log.
+        log: LogId,
+        /// First seq.
+        from: u64,
+        /// The checkpoint's size.
+        to: u64,
+        /// Most events wanted.
+        max_events: u32,
+    },
+    /// Events `from..from + events.len()` and the consistency proof from
+    /// `from + events.len()` to the requested checkpoint.
+    PageResponse {
+        /// The log.
+        log: LogId,
+        /// Seq of the first event.
+        from: u64,
+        /// Canonical event encodings.
+        events: Vec<Vec<u8>>,
+        /// The proof.
+        proof: Vec<Hash>,
+    },
+    /// The sender will request nothing more.
+    SyncDone,
+    /// Live mode: a log has a new checkpoint.
+    Checkpoint {
+        /// The log.
+        log: LogId,
+        /// The signed note.
+        note: String,
+    },
+    /// The sender is closing the session, and why.
+    Error {
+        /// What kind of failure.
+        code: ErrorCode,
+        /// A human-readable reason.
+        reason: String,
+    },
+}
+
+impl Message {
+    /// The message's name, as in the protocol description.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Message::Hello { .. } => "HELLO",
+            Message::Peaks { .. } => "PEAKS",
+            Message::Diff { .. } => "DIFF",
+            Message::PageRequest { .. } => "PAGE_REQUEST",
+            Message::PageResponse { .. } => "PAGE_RESPONSE",
+            Message::SyncDone => "SYNC_DONE",
+            Message::Checkpoint { .. } => "CHECKPOINT",
+            Message::Error { .. } => "ERROR",
+        }
+    }
+
+    /// Appends the message as one frame to `out`. Fails if it would break
+    /// a bound (the receiver would refuse it).
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), SyncError> {
+        let start = out.len();
+        out.extend_from_slice(&[0u8; 4]);
+        let too_big = |what: &str, n: usize, max: usize| SyncError::Malformed {
+            offset: 0,
+            reason: format!("{what}: {n} is more than {max}"),
+        };
+        let check = |what: &str, n: usize, max: usize| {
+            if n > max {
+                Err(too_big(what, n, max))
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            Message::Hello {
+                version,
+                node_id,
+                caps,
+                all_topics,
+                topics,
+            } => {
+                check("topics", topics.len(), MAX_TOPICS)?;
+                out.push(tag::HELLO);
+                out.extend_from_slice(&MAGIC);
+                out.extend_from_slice(&version.to_be_bytes());
+                out.extend_from_slice(node_id);
+                out.extend_from_slice(&caps.to_be_bytes());
+                out.push(u8::from(*all_topics));
+                out.extend_from_slice(&(topics.len() as u16).to_be_bytes());
+                for t in topics {
+                    check("topic name", t.name.len(), MAX_TOPIC_NAME)?;
+                    out.extend_from_slice(&t.id.0);
+                    put_str16(out, &t.name);
+                }
+            }
+            Message::Peaks { topic, logs } => {
+                check("logs", logs.len(), MAX_LOGS)?;
+                out.push(tag::PEAKS);
+                out.extend_from_slice(&topic.0);
+                out.extend_from_slice(&(logs.len() as u32).to_be_bytes());
+                for l in logs {
+                    check("note", l.note.len(), MAX_NOTE)?;
+                    out.extend_from_slice(&l.author);
+                    out.extend_from_slice(&l.size.to_be_bytes());
+                    put_str16(out, &l.note);
+                }
+            }
+            Message::Diff { wants } => {
+                check("diff entries", wants.len(), MAX_DIFF)?;
+                out.push(tag::DIFF);
+                out.extend_from_slice(&(wants.len() as u32).to_be_bytes());
+                for w in wants {
+                    out.extend_from_slice(&w.log.to_bytes());
+                    out.extend_from_slice(&w.from.to_be_bytes());
+                    out.extend_from_slice(&w.to.to_be_bytes());
+                }
+            }
+            Message::PageRequest {
+                log,
+                from,
+                to,
+                max_events,
+            } => {
+                out.push(tag::PAGE_REQUEST);
+                out.extend_from_slice(&log.to_bytes());
+                out.extend_from_slice(&from.to_be_bytes());
+                out.extend_from_slice(&to.to_be_bytes());
+                out.extend_from_slice(&max_events.to_be_bytes());
+            }
+            Message::PageResponse {
+                log,
+                from,
+                events,
+                proof,
+            } => {
+                check("events", events.len(), MAX_EVENTS)?;
+                check("proof", proof.len(), MAX_PROOF)?;
+                out.push(tag::PAGE_RESPONSE);
+                out.extend_from_slice(&log.to_bytes());
+                out.extend_from_slice(&from.to_be_bytes());
+                out.extend_from_slice(&(events.len() as u32).to_be_bytes());
+                for e in events {
+                    check("event", e.len(), MAX_EVENT)?;
+                    out.extend_from_slice(&(e.len() as u32).to_be_bytes());
+                    out.extend_from_slice(e);
+                }
+                out.push(proof.len() as u8);
+                for h in proof {
+                    out.extend_from_slice(h);
+                }
+            }
+            Message::SyncDone => out.push(tag::SYNC_DONE),
+            Message::Checkpoint { log, note } => {
+                check("note", note.len(), MAX_NOTE)?;
+                out.push(tag::CHECKPOINT);
+                out.extend_from_slice(&log.to_bytes());
+                put_str16(out, note);
+            }
+            Message::Error { code, reason } => {
+                out.push(tag::ERROR);
+                out.extend_from_slice(&code.to_u16().to_be_bytes());
+                // Reasons are cut, on a character boundary, rather than refused.
+                let mut end = reason.len().min(MAX_REASON);
+                while !reason.is_char_boundary(end) {
+                    end -= 1;
+                }
+                put_str16(out, &reason[..end]);
+            }
+        }
+        let len = out.len() - start - 4;
+        if len > MAX_FRAME {
+            out.truncate(start);
+            return Err(too_big("frame", len, MAX_FRAME));
+        }
+        out[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
+        Ok(())
+    }
+
+    /// Decodes one frame's body (tag and payload).
+    pub fn decode(body: &[u8]) -> Result<Message, SyncError> {
+        let mut r = Reader { b: body, pos: 0 };
+        let t = r.u8()?;
+        let msg = match t {
+            tag::HELLO => {
+                let magic = r.take(4)?;
+                if magic != MAGIC {
+                    return Err(r.bad("not an XSP HELLO (bad magic)"));
+                }
+                let version = r.u16()?;
+                let node_id = r.arr32()?;
+                let caps = r.u32()?;
+                let all_topics = match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(r.bad("all-topics flag is not 0 or 1")),
+                };
+                let n = r.count16(MAX_TOPICS, 34, "topics")?;
+                let mut topics = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let id = TopicId(r.arr32()?);
+                    let name = r.str16(MAX_TOPIC_NAME, "topic name")?;
+                    topics.push(TopicEntry { id, name });
+                }
+                Message::Hello {
+                    version,
+                    node_id,
+                    caps,
+                    all_topics,
+                    topics,
+                }
+            }
+            tag::PEAKS => {
+                let topic = TopicId(r.arr32()?);
+                let n = r.count32(MAX_LOGS, 42, "logs")?;
+                let mut logs = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let author = r.arr32()?;
+                    let size = r.u64()?;
+                    let note = r.str16(MAX_NOTE, "note")?;
+                    logs.push(PeakEntry { author, size, note });
+                }
+                Message::Peaks { topic, logs }
+            }
+            tag::DIFF => {
+                let n = r.count32(MAX_DIFF, 80, "diff entries")?;
+                let mut wants = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let log = r.log()?;
+                    let from = r.u64()?;
+                    let to = r.u64()?;
+                    wants.push(DiffEntry { log, from, to });
+                }
+                Message::Diff { wants }
+            }
+            tag::PAGE_REQUEST => Message::PageRequest {
+                log: r.log()?,
+                from: r.u64()?,
+                to: r.u64()?,
+                max_events: r.u32()?,
+            },
+            tag::PAGE_RESPONSE => {
+                let log = r.log()?;
+                let from = r.u64()?;
+                let n = r.count32(MAX_EVENTS, 4, "events")?;
+                let mut events = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let len = r.u32()? as usize;
+                    if len > MAX_EVENT {
+                        return Err(r.bad(format!("event of {len} bytes, more than {MAX_EVENT}")));
+                    }
+                    events.push(r.take(len)?.to_vec());
+                }
+                let p = r.u8()? as usize;
+                if p > MAX_PROOF || p * 32 > r.left() {
+                    return Err(r.bad(format!("proof of {p} hashes")));
+                }
+                let mut proof = Vec::with_capacity(p);
+                for _ in 0..p {
+                    proof.push(r.arr32()?);
+                }
+                Message::PageResponse {
+                    log,
+                    from,
+                    events,
+                    proof,
+                }
+            }
+            tag::SYNC_DONE => Message::SyncDone,
+            tag::CHECKPOINT => Message::Checkpoint {
+                log: r.log()?,
+                note: r.str16(MAX_NOTE, "note")?,
+            },
+            tag::ERROR => Message::Error {
+                code: ErrorCode::from_u16(r.u16()?),
+                reason: r.str16(MAX_REASON, "reason")?,
+            },
+            other => return Err(r.bad(format!("unknown message tag {other}"))),
+        };
+        if r.left() != 0 {
+            return Err(r.bad(format!("{} bytes after the message", r.left())));
+        }
+        Ok(msg)
+    }
+}
+
+fn put_str16(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn bad(&self, reason: impl Into<String>) -> SyncError {
+        SyncError::Malformed {
+            offset: self.pos as u64,
+            reason: reason.into(),
+        }
+    }
+    fn left(&self) -> usize {
+        self.b.len() - self.pos
+    }
+    fn take(&mut self, n: usize) -> Result<&'a [u8], SyncError> {
+        if n > self.left() {
+            return Err(self.bad(format!("truncated: {n} bytes wanted, {} left", self.left())));
+        }
+        let s = &self.b[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8, SyncError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, SyncError> {
+        let s = self.take(2)?;
+        Ok(u16::from_be_bytes([s[0], s[1]]))
+    }
+    fn u32(&mut self) -> Result<u32, SyncError> {
+        let mut a = [0u8; 4];
+        a.copy_from_slice(self.take(4)?);
+        Ok(u32::from_be_bytes(a))
+    }
+    fn u64(&mut self) -> Result<u64, SyncError> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.take(8)?);
+        Ok(u64::from_be_bytes(a))
+    }
+    fn arr32(&mut self) -> Result<[u8; 32], SyncError> {
+        let mut a = [0u8; 32];
+        a.copy_from_slice(self.take(32)?);
+        Ok(a)
+    }
+    fn log(&mut self) -> Result<LogId, SyncError> {
+        let mut a = [0u8; 64];
+        a.copy_from_slice(self.take(64)?);
+        Ok(LogId::from_bytes(&a))
+    }
+    /// A count, checked against its bound and against the bytes left
+    /// (each item takes at least `min_item` bytes).
+    fn count(
+        &mut self,
+        n: usize,
+        max: usize,
+        min_item: usize,
+        what: &str,
+    ) -> Result<usize, SyncError> {
+        if n > max || n.saturating_mul(min_item) > self.left() {
+            return Err(self.bad(format!(
+                "{n} {what}: more than the bound ({max}) or the frame holds"
+            )));
+        }
+        Ok(n)
+    }
+    fn count16(&mut self, max: usize, min_item: usize, what: &str) -> Result<usize, SyncError> {
+        let n = self.u16()? as usize;
+        self.count(n, max, min_item, what)
+    }
+    fn count32(&mut self, max: usize, min_item: usize, what: &str) -> Result<usize, SyncError> {
+        let n = self.u32()? as usize;
+        self.count(n, max, min_item, what)
+    }
+    fn str16(&mut self, max: usize, what: &str) -> Result<String, SyncError> {
+        let n = self.u16()? as usize;
+        if n > max {
+            return Err(self.bad(format!("{what} of {n} bytes, more than {max}")));
+        }
+        let at = self.pos;
+        let s = self.take(n)?;
+        String::from_utf8(s.to_vec()).map_err(|_| SyncError::Malformed {
+            offset: at as u64,
+            reason: format!("{what} is not UTF-8"),
+        })
+    }
+}
+
+/// Splits a byte stream into frames. Feed it what arrives; take messages
+/// out as they complete. A frame's length is checked before its body is
+/// buffered, so a peer cannot make it hold more than one bounded frame.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    buf: Vec<u8>,
+    /// Bytes consumed so far, for error offsets.
+    consumed: u64,
+}
+
+impl Decoder {
+    /// An empty decoder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds received bytes.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes received but not yet decoded.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The next complete message, if one has arrived.
+    pub fn next_message(&mut self) -> Result<Option<Message>, SyncError> {
+        if self.buf.len() < 4 {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
+        if len == 0 {
+            return Err(SyncError::Malformed {
+                offset: self.consumed,
+                reason: "empty frame".into(),
+            });
+        }
+        if len > MAX_FRAME {
+            return Err(SyncError::FrameTooLong {
+                offset: self.consumed,
+                len: len as u64,
+                max: MAX_FRAME as u64,
+            });
+        }
+        if self.buf.len() < 4 + len {
+            return Ok(None);
+        }
+        let msg = Message::decode(&self.buf[4..4 + len]).map_err(|e| match e {
+            SyncError::Malformed { offset, reason } => SyncError::Malformed {
+                offset: self.consumed + 4 + offset,
+                reason,
+            },
+            e => e,
+        })?;
+        self.buf.drain(..4 + len);
+        self.consumed += 4 + len as u64;
+        Ok(Some(msg))
+    }
+}

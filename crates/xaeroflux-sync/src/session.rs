@@ -1,0 +1,691 @@
+//! The XSP session state machine: bytes in, bytes out, store actions
+//! through [`SyncStore`]. No I/O of its own.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use xaeroflux_merkle::{Hash, NoteVerifier};
+use xaeroflux_store::{ImportPage, LogId, Store, StoreError, Topic, TopicId};
+
+use crate::SyncError;
+use crate::codec::Decoder;
+use crate::codec::{
+    DiffEntry, ErrorCode, MAX_EVENTS, Message, PeakEntry, TopicEntry, VERSION, caps,
+};
+
+/// What a session needs from a store. [`Store`] implements it; tests may
+/// implement it to inject faults.
+pub trait SyncStore {
+    /// The store's author key (its node id).
+    fn author(&self) -> [u8; 32];
+    /// Every topic the store holds a log in, with its name when known.
+    fn topics(&self) -> Result<Vec<TopicEntry>, StoreError>;
+    /// The logs of a topic the store can serve, each with its latest
+    /// checkpoint (which covers events the store holds).
+    fn peaks(&self, topic: &TopicId) -> Result<Vec<PeakEntry>, StoreError>;
+    /// Events held in a log (0 if none).
+    fn log_size(&self, log: &LogId) -> Result<u64, StoreError>;
+    /// The log's root at a size it holds.
+    fn root_at(&self, log: &LogId, size: u64) -> Result<Hash, StoreError>;
+    /// Canonical encodings of events `from..to`, stopping early after
+    /// `max_bytes`.
+    fn read_events(
+        &self,
+        log: &LogId,
+        from: u64,
+        to: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// RFC 9162 consistency proof between two sizes the store holds.
+    fn prove_consistency(&self, log: &LogId, old: u64, new: u64) -> Result<Vec<Hash>, StoreError>;
+    /// Verifies and commits a page of another author's log.
+    fn import(&self, page: ImportPage) -> Result<(), StoreError>;
+}
+
+impl SyncStore for Store {
+    fn author(&self) -> [u8; 32] {
+        Store::author(self)
+    }
+    fn topics(&self) -> Result<Vec<TopicEntry>, StoreError> {
+        let mut seen = BTreeMap::new();
+        for info in self.logs()? {
+            seen.entry(info.log.topic)
+                .or_insert_with(|| info.topic_name.clone().unwrap_or_default());
+        }
+        Ok(seen
+            .into_iter()
+            .map(|(id, name)| TopicEntry { id, name })
+            .collect())
+    }
+    fn peaks(&self, topic: &TopicId) -> Result<Vec<PeakEntry>, StoreError> {
+        let mut out = Vec::new();
+        for info in self.logs()? {
+            if info.log.topic != *topic || info.size == 0 {
+                continue;
+            }
+            match self.checkpoint(&info.log) {
+                Ok(cp) => out.push(PeakEntry {
+                    author: info.log.author,
+                    size: cp.checkpoint.size,
+                    note: cp.note,
+                }),
+                // Another author's log with no checkpoint reached yet: it
+                // cannot be served until one is.
+                Err(StoreError::NoCheckpoint(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+    fn log_size(&self, log: &LogId) -> Result<u64, StoreError> {
+        Store::log_size(self, log)
+    }
+    fn root_at(&self, log: &LogId, size: u64) -> Result<Hash, StoreError> {
+        Store::root_at(self, log, size)
+    }
+    fn read_events(
+        &self,
+        log: &LogId,
+        from: u64,
+        to: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for ev in self.iter_log(log, from)? {
+            let ev = ev?;
+            if ev.seq() >= to || (bytes >= max_bytes && !out.is_empty()) {
+                break;
+            }
+            let b = ev.canonical_bytes();
+            bytes += b.len() + 4;
+            out.push(b.to_vec());
+        }
+        Ok(out)
+    }
+    fn prove_consistency(&self, log: &LogId, old: u64, new: u64) -> Result<Vec<Hash>, StoreError> {
+        Ok(Store::prove_consistency(self, log, old, new)?.path)
+    }
+    fn import(&self, page: ImportPage) -> Result<(), StoreError> {
+        Store::import(self, page).map(|_| ())
+    }
+}
+
+/// How a session behaves.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Topics to sync; empty: every topic either side holds.
+    pub topics: Vec<Topic>,
+    /// Most events asked for per page.
+    pub page_events: u32,
+    /// Most bytes of events served per page.
+    pub page_bytes: usize,
+    /// Page requests kept in flight.
+    pub window: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            topics: Vec::new(),
+            page_events: 4096,
+            page_bytes: 1 << 20,
+            window: 4,
+        }
+    }
+}
+
+impl SessionConfig {
+    /// Only these topics.
+    pub fn with_topics(mut self, topics: impl IntoIterator<Item = Topic>) -> Self {
+        self.topics = topics.into_iter().collect();
+        self
+    }
+}
+
+/// What a session moved, and how it ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Logs this side pulled events of.
+    pub logs_in: u64,
+    /// Events received, verified and committed.
+    pub events_in: u64,
+    /// Events served to the peer.
+    pub events_out: u64,
+    /// Pages received and committed.
+    pub pages_in: u64,
+    /// Pages served.
+    pub pages_out: u64,
+    /// Bytes received (frames included).
+    pub bytes_in: u64,
+    /// Bytes sent (frames included).
+    pub bytes_out: u64,
+    /// Topics both sides agreed on.
+    pub topics: u64,
+    /// Logs whose peer checkpoint was inconsistent with what this store
+    /// holds (not extended from this peer).
+    pub forks: Vec<LogId>,
+    /// The error that ended the session, if one did.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Hello,
+    Peaks,
+    Syncing,
+    Done,
+    Failed,
+}
+
+struct Pull {
+    log: LogId,
+    next: u64,
+    to: u64,
+    note: String,
+    /// Requests for it not yet answered.
+    requested_to: u64,
+    moved: bool,
+    /// A short page arrived while later requests were in flight: their
+    /// answers no longer line up and are dropped until none is left.
+    discarding: bool,
+}
+
+/// One side of an XSP session.
+pub struct Session<'s, S: SyncStore + ?Sized> {
+    store: &'s S,
+    config: SessionConfig,
+    decoder: Decoder,
+    out: Vec<u8>,
+    phase: Phase,
+    /// Topics agreed on, and which have their PEAKS from the peer.
+    shared: Vec<TopicId>,
+    names: HashMap<TopicId, String>,
+    peaks_seen: HashSet<TopicId>,
+    peer_hello: bool,
+    peer_diff: Option<HashMap<LogId, (u64, u64)>>,
+    /// What this side pulls, in order.
+    pulls: VecDeque<Pull>,
+    /// Outstanding requests: (index into pulls by log, from, to).
+    in_flight: VecDeque<(LogId, u64)>,
+    sent_done: bool,
+    peer_done: bool,
+    outcome: Outcome,
+}
+
+impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
+    /// A session on `store`; its `HELLO` is ready in [`Session::take_output`].
+    pub fn new(store: &'s S, config: SessionConfig) -> Result<Self, SyncError> {
+        let mut s = Self {
+            store,
+            config,
+            decoder: Decoder::new(),
+            out: Vec::new(),
+            phase: Phase::Hello,
+            shared: Vec::new(),
+            names: HashMap::new(),
+            peaks_seen: HashSet::new(),
+            peer_hello: false,
+            peer_diff: None,
+            pulls: VecDeque::new(),
+            in_flight: VecDeque::new(),
+            sent_done: false,
+            peer_done: false,
+            outcome: Outcome::default(),
+        };
+        let all = s.config.topics.is_empty();
+        let topics = if all {
+            s.store.topics()?
+        } else {
+            s.config
+                .topics
+                .iter()
+                .map(|t| TopicEntry {
+                    id: t.id(),
+                    name: t.name().to_string(),
+                })
+                .collect()
+        };
+        s.send(&Message::Hello {
+            version: VERSION,
+            node_id: s.store.author(),
+            caps: caps::SYNC,
+            all_topics: all,
+            topics,
+        })?;
+        Ok(s)
+    }
+
+    fn send(&mut self, msg: &Message) -> Result<(), SyncError> {
+        let before = self.out.len();
+        msg.encode(&mut self.out)?;
+        self.outcome.bytes_out += (self.out.len() - before) as u64;
+        Ok(())
+    }
+
+    /// Bytes to send to the peer now.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Whether the session has ended, well or not.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.phase, Phase::Done | Phase::Failed)
+    }
+
+    /// What the session has done so far.
+    pub fn outcome(&self) -> &Outcome {
+        &self.outcome
+    }
+
+    /// Ends the session with `err`: an `ERROR` for the peer is queued (when
+    /// the error is not the peer's own), and the error is returned.
+    pub fn fail(&mut self, err: SyncError) -> SyncError {
+        if self.phase != Phase::Failed {
+            self.phase = Phase::Failed;
+            self.outcome.error = Some(err.to_string());
+            if !matches!(err, SyncError::Peer { .. } | SyncError::Closed) {
+                let _ = self.send(&Message::Error {
+                    code: err.code(),
+                    reason: err.to_string(),
+                });
+            }
+        }
+        err
+    }
+
+    /// Takes bytes from the peer and acts on every complete message. On an
+    /// error the session is over and an `ERROR` is queued for the peer.
+    pub fn receive(&mut self, bytes: &[u8]) -> Result<(), SyncError> {
+        if self.phase == Phase::Failed {
+            return Err(SyncError::Protocol("the session has failed".into()));
+        }
+        self.outcome.bytes_in += bytes.len() as u64;
+        self.decoder.feed(bytes);
+        loop {
+            let msg = match self.decoder.next_message() {
+                Ok(Some(m)) => m,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(self.fail(e)),
+            };
+            if let Err(e) = self.handle(msg) {
+                return Err(self.fail(e));
+            }
+        }
+    }
+
+    /// The peer closed the stream: fine once the session is done.
+    pub fn peer_closed(&mut self) -> Result<(), SyncError> {
+        if self.phase == Phase::Done {
+            Ok(())
+        } else {
+            Err(self.fail(SyncError::Closed))
+        }
+    }
+
+    fn handle(&mut self, msg: Message) -> Result<(), SyncError> {
+        if self.phase == Phase::Done {
+            return Err(SyncError::Protocol(format!(
+                "{} after the session ended",
+                msg.name()
+            )));
+        }
+        match msg {
+            Message::Hello {
+                version,
+                all_topics,
+                topics,
+                ..
+            } => {
+                if self.peer_hello {
+                    return Err(SyncError::Protocol("a second HELLO".into()));
+                }
+                if version != VERSION {
+                    return Err(SyncError::Version(version));
+                }
+                self.peer_hello = true;
+                self.agree_topics(all_topics, topics)?;
+                self.phase = Phase::Peaks;
+                for topic in self.shared.clone() {
+                    let logs = self.store.peaks(&topic)?;
+                    self.send(&Message::Peaks { topic, logs })?;
+                }
+                self.maybe_diff()
+            }
+            Message::Peaks { topic, logs } => {
+                if self.phase != Phase::Peaks {
+                    return Err(SyncError::Protocol(
+                        "PEAKS before HELLO or after DIFF".into(),
+                    ));
+                }
+                if !self.shared.contains(&topic) || !self.peaks_seen.insert(topic) {
+                    return Err(SyncError::Protocol(format!(
+                        "PEAKS for topic {} that was not agreed on, or twice",
+                        hex(&topic.0)
+                    )));
+                }
+                for entry in logs {
+                    self.consider(topic, entry)?;
+                }
+                self.maybe_diff()
+            }
+            Message::Diff { wants } => {
+                if self.peer_diff.is_some() || self.peaks_seen.len() != self.shared.len() {
+                    return Err(SyncError::Protocol(
+                        "DIFF before the PEAKS, or twice".into(),
+                    ));
+                }
+                let mut m = HashMap::with_capacity(wants.len());
+                for w in wants {
+                    m.insert(w.log, (w.from, w.to));
+                }
+                self.peer_diff = Some(m);
+                self.maybe_finish()
+            }
+            Message::PageRequest {
+                log,
+                from,
+                to,
+                max_events,
+            } => self.serve(log, from, to, max_events),
+            Message::PageResponse {
+                log,
+                from,
+                events,
+                proof,
+            } => self.take_page(log, from, events, proof),
+            Message::SyncDone => {
+                if self.peer_diff.is_none() || self.peer_done {
+                    return Err(SyncError::Protocol(
+                        "SYNC_DONE before DIFF, or twice".into(),
+                    ));
+                }
+                self.peer_done = true;
+                self.maybe_finish()
+            }
+            Message::Checkpoint { .. } => Err(SyncError::Protocol(
+                "CHECKPOINT in a session that is not live".into(),
+            )),
+            Message::Error { code, reason } => Err(SyncError::Peer { code, reason }),
+        }
+    }
+
+    fn agree_topics(&mut self, peer_all: bool, peer: Vec<TopicEntry>) -> Result<(), SyncError> {
+        let mine_all = self.config.topics.is_empty();
+        let mine: Vec<TopicEntry> = if mine_all {
+            self.store.topics()?
+        } else {
+            self.config
+                .topics
+                .iter()
+                .map(|t| TopicEntry {
+                    id: t.id(),
+                    name: t.name().to_string(),
+                })
+                .collect()
+        };
+        for t in mine.iter().chain(peer.iter()) {
+            if !t.name.is_empty() && Topic::id_of(&t.name) == t.id {
+                self.names.entry(t.id).or_insert_with(|| t.name.clone());
+            }
+        }
+        let ids = |v: &[TopicEntry]| {
+            v.iter()
+                .map(|t| t.id)
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        let (a, b) = (ids(&mine), ids(&peer));
+        let shared: std::collections::BTreeSet<TopicId> = match (mine_all, peer_all) {
+            (true, true) => a.union(&b).copied().collect(),
+            (true, false) => b,
+            (false, true) => a,
+            (false, false) => a.intersection(&b).copied().collect(),
+        };
+        self.shared = shared.into_iter().collect();
+        self.outcome.topics = self.shared.len() as u64;
+        Ok(())
+    }
+
+    /// One of the peer's logs: check its checkpoint, and pull what this
+    /// store lacks.
+    fn consider(&mut self, topic: TopicId, entry: PeakEntry) -> Result<(), SyncError> {
+        let log = LogId {
+            author: entry.author,
+            topic,
+        };
+        let verifier = NoteVerifier::new(&log.origin(), &log.author)
+            .map_err(|e| SyncError::Rejected(format!("log {log}: author key: {e}")))?;
+        let cp = verifier.verify_checkpoint(&entry.note).map_err(|e| {
+            SyncError::Rejected(format!(
+                "log {log}: the checkpoint is not signed by the log's author: {e}"
+            ))
+        })?;
+        if cp.size != entry.size || cp.origin != log.origin() {
+            return Err(SyncError::Rejected(format!(
+                "log {log}: the checkpoint says size {} for {}, the peer claims {}",
+                cp.size, cp.origin, entry.size
+            )));
+        }
+        let held = self.store.log_size(&log)?;
+        if cp.size <= held {
+            // Nothing to pull; a checkpoint that disagrees with what is held
+            // (both signed by the author) is a fork.
+            if cp.size > 0 && self.store.root_at(&log, cp.size)? != cp.root {
+                self.outcome.forks.push(log);
+            }
+            return Ok(());
+        }
+        if log.author == self.store.author() {
+            // Someone holds a longer version of this store's own log.
+            self.outcome.forks.push(log);
+            return Ok(());
+        }
+        if held > 0 && self.pulls.iter().any(|p| p.log == log) {
+            return Err(SyncError::Protocol(format!("log {log} listed twice")));
+        }
+        self.pulls.push_back(Pull {
+            log,
+            next: held,
+            to: cp.size,
+            note: entry.note,
+            requested_to: held,
+            moved: false,
+            discarding: false,
+        });
+        Ok(())
+    }
+
+    fn maybe_diff(&mut self) -> Result<(), SyncError> {
+        if self.phase != Phase::Peaks
+            || !self.peer_hello
+            || self.peaks_seen.len() != self.shared.len()
+        {
+            return Ok(());
+        }
+        let wants: Vec<DiffEntry> = self
+            .pulls
+            .iter()
+            .map(|p| DiffEntry {
+                log: p.log,
+                from: p.next,
+                to: p.to,
+            })
+            .collect();
+        self.send(&Message::Diff { wants })?;
+        self.phase = Phase::Syncing;
+        self.request_more()?;
+        self.maybe_finish()
+    }
+
+    /// Keeps the request window full.
+    fn request_more(&mut self) -> Result<(), SyncError> {
+        let per = self.config.page_events.clamp(1, MAX_EVENTS as u32);
+        let mut i = 0;
+        while self.in_flight.len() < self.config.window.max(1) && i < self.pulls.len() {
+            let Some(p) = self.pulls.get_mut(i) else {
+                break;
+            };
+            if p.requested_to >= p.to {
+                i += 1;
+                continue;
+            }
+            let from = p.requested_to;
+            let n = (p.to - from).min(per as u64);
+            p.requested_to = from + n;
+            let (log, to) = (p.log, p.to);
+            self.in_flight.push_back((log, from));
+            self.send(&Message::PageRequest {
+                log,
+                from,
+                to,
+                max_events: n as u32,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn serve(&mut self, log: LogId, from: u64, to: u64, max: u32) -> Result<(), SyncError> {
+        let Some(diff) = self.peer_diff.as_ref() else {
+            return Err(SyncError::Protocol("PAGE_REQUEST before DIFF".into()));
+        };
+        if self.peer_done {
+            return Err(SyncError::Protocol("PAGE_REQUEST after SYNC_DONE".into()));
+        }
+        match diff.get(&log) {
+            Some(&(lo, hi)) if from >= lo && from <= to && to == hi => {}
+            _ => {
+                return Err(SyncError::Protocol(format!(
+                    "PAGE_REQUEST for {log} {from}..{to} outside the peer's DIFF"
+                )));
+            }
+        }
+        let max = (max as usize).clamp(1, MAX_EVENTS) as u64;
+        let end = to.min(from.saturating_add(max));
+        let events = self
+            .store
+            .read_events(&log, from, end, self.config.page_bytes)?;
+        let new_size = from + events.len() as u64;
+        let proof = self.store.prove_consistency(&log, new_size, to)?;
+        self.outcome.events_out += events.len() as u64;
+        self.outcome.pages_out += 1;
+        self.send(&Message::PageResponse {
+            log,
+            from,
+            events,
+            proof,
+        })
+    }
+
+    fn take_page(
+        &mut self,
+        log: LogId,
+        from: u64,
+        events: Vec<Vec<u8>>,
+        proof: Vec<Hash>,
+    ) -> Result<(), SyncError> {
+        match self.in_flight.pop_front() {
+            Some((l, f)) if l == log && f == from => {}
+            _ => {
+                return Err(SyncError::Protocol(format!(
+                    "PAGE_RESPONSE for {log} at {from} that was not requested"
+                )));
+            }
+        }
+        let Some(idx) = self.pulls.iter().position(|p| p.log == log) else {
+            return Err(SyncError::Protocol(format!("PAGE_RESPONSE for {log}")));
+        };
+        let still_in_flight = self.in_flight.iter().any(|(l, _)| *l == log);
+        if self.pulls[idx].discarding {
+            let p = &mut self.pulls[idx];
+            if !still_in_flight {
+                p.discarding = false;
+                p.requested_to = p.next;
+            }
+            self.request_more()?;
+            return self.maybe_finish();
+        }
+        let (next, to, note) = {
+            let p = &self.pulls[idx];
+            (p.next, p.to, p.note.clone())
+        };
+        if from != next {
+            return Err(SyncError::Protocol(format!(
+                "PAGE_RESPONSE for {log} at {from}, expected {next}"
+            )));
+        }
+        if events.is_empty() {
+            return Err(SyncError::Rejected(format!(
+                "log {log}: the peer claimed {to} events but serves none from {from}"
+            )));
+        }
+        let n = events.len() as u64;
+        if from + n > to {
+            return Err(SyncError::Rejected(format!(
+                "log {log}: the page runs past the checkpoint ({} > {to})",
+                from + n
+            )));
+        }
+        let page = ImportPage {
+            log,
+            topic_name: self.names.get(&log.topic).cloned(),
+            first_seq: from,
+            events,
+            note,
+            proof,
+        };
+        match self.store.import(page) {
+            Ok(()) => {}
+            Err(StoreError::Rejected(why)) => return Err(SyncError::Rejected(why)),
+            Err(e) => return Err(e.into()),
+        }
+        self.outcome.events_in += n;
+        self.outcome.pages_in += 1;
+        let p = &mut self.pulls[idx];
+        p.next = from + n;
+        if !p.moved {
+            p.moved = true;
+            self.outcome.logs_in += 1;
+        }
+        let asked_end = self
+            .in_flight
+            .iter()
+            .find(|(l, _)| *l == log)
+            .map_or(p.requested_to, |(_, f)| *f);
+        if p.next < asked_end {
+            // A short page (the server's byte bound): ask again from here,
+            // once the requests already out for this log are answered.
+            if still_in_flight {
+                p.discarding = true;
+            } else {
+                p.requested_to = p.next;
+            }
+        }
+        self.request_more()?;
+        self.maybe_finish()
+    }
+
+    fn maybe_finish(&mut self) -> Result<(), SyncError> {
+        if self.phase != Phase::Syncing {
+            return Ok(());
+        }
+        let pulled = self.in_flight.is_empty() && self.pulls.iter().all(|p| p.next >= p.to);
+        if pulled && !self.sent_done {
+            self.sent_done = true;
+            self.send(&Message::SyncDone)?;
+        }
+        if self.sent_done && self.peer_done {
+            self.phase = Phase::Done;
+        }
+        Ok(())
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl ErrorCode {
+    /// Whether this code says the peer's data did not verify.
+    pub fn is_rejection(&self) -> bool {
+        matches!(self, ErrorCode::Rejected)
+    }
+}

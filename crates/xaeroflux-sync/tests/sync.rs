@@ -1,0 +1,472 @@
+//! Sessions between real stores over the in-memory pipe and TCP:
+//! convergence, incremental cost, resume, and peers that misbehave.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use xaeroflux_merkle::Hash;
+use xaeroflux_store::{
+    ImportPage, LogId, NewEvent, Store, StoreError, StoreOptions, Topic, TopicId,
+};
+use xaeroflux_sync::codec::{PeakEntry, TopicEntry};
+use xaeroflux_sync::{Outcome, SessionConfig, SyncError, SyncStore, driver, pipe};
+
+const T: Duration = Duration::from_secs(20);
+
+fn store(dir: &std::path::Path) -> Store {
+    Store::open(
+        dir,
+        StoreOptions {
+            page_size: Some(4096),
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+fn append(s: &Store, topic: &str, n: u64, tag: u8) {
+    let t = Topic::new(topic).unwrap();
+    let mut i = 0;
+    while i < n {
+        let k = (n - i).min(500);
+        let evs = (0..k)
+            .map(|j| NewEvent::application(&t, vec![tag; ((i + j) % 200) as usize]))
+            .collect();
+        s.append_batch(evs).unwrap();
+        i += k;
+    }
+}
+
+/// Runs a session between `a` and `b` over the pipe; returns both outcomes.
+fn sync_pair<A: SyncStore + Sync + ?Sized, B: SyncStore + Sync + ?Sized>(
+    a: &A,
+    b: &B,
+    ca: SessionConfig,
+    cb: SessionConfig,
+) -> (Result<Outcome, SyncError>, Result<Outcome, SyncError>) {
+    let ((ar, aw), (br, bw)) = pipe();
+    std::thread::scope(|s| {
+        let t = s.spawn(move || driver::run(a, ca, ar, aw, T));
+        let rb = driver::run(b, cb, br, bw, T);
+        (t.join().unwrap(), rb)
+    })
+}
+
+/// Every log: size and root.
+fn heads(s: &Store) -> BTreeMap<LogId, (u64, Hash)> {
+    s.logs()
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.log, (i.size, i.root)))
+        .collect()
+}
+
+fn view(s: &Store, topic: &str) -> Vec<Vec<u8>> {
+    s.iter_topic(&Topic::new(topic).unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().canonical_bytes().to_vec())
+        .collect()
+}
+
+#[test]
+fn two_stores_converge_and_a_third_gets_both_through_one() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (a, b, c) = (
+        store(dirs[0].path()),
+        store(dirs[1].path()),
+        store(dirs[2].path()),
+    );
+    // Sizes include powers of two, one event, and a topic only one side has.
+    append(&a, "t1", 64, 1);
+    append(&a, "t2", 1000, 2);
+    append(&a, "t3", 1, 3);
+    append(&b, "t1", 128, 4);
+    append(&b, "t2", 33, 5);
+    let (ra, rb) = sync_pair(&a, &b, SessionConfig::default(), SessionConfig::default());
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.events_in, 128 + 33);
+    assert_eq!(rb.events_in, 64 + 1000 + 1);
+    assert_eq!(ra.events_out, rb.events_in);
+    assert_eq!(heads(&a), heads(&b));
+    assert_eq!(heads(&a).len(), 5);
+    for t in ["t1", "t2", "t3"] {
+        assert_eq!(view(&a, t), view(&b, t), "topic {t}");
+    }
+    // C meets only B, and gets A's logs from it.
+    let (_, rc) = sync_pair(&b, &c, SessionConfig::default(), SessionConfig::default());
+    assert_eq!(rc.unwrap().events_in, 64 + 1000 + 1 + 128 + 33);
+    assert_eq!(heads(&c), heads(&a));
+    assert!(c.verify().unwrap().is_ok());
+    // A second session moves nothing.
+    let (ra, rb) = sync_pair(&a, &b, SessionConfig::default(), SessionConfig::default());
+    assert_eq!((ra.unwrap().events_in, rb.unwrap().events_in), (0, 0));
+}
+
+#[test]
+fn topics_restrict_what_moves() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (store(da.path()), store(db.path()));
+    append(&a, "wanted", 10, 1);
+    append(&a, "other", 10, 2);
+    let only = SessionConfig::default().with_topics([Topic::new("wanted").unwrap()]);
+    let (_, rb) = sync_pair(&a, &b, SessionConfig::default(), only);
+    assert_eq!(rb.unwrap().events_in, 10);
+    assert_eq!(view(&b, "other").len(), 0);
+    assert_eq!(view(&b, "wanted"), view(&a, "wanted"));
+}
+
+#[test]
+fn one_new_event_moves_with_a_logarithmic_number_of_bytes() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (store(da.path()), store(db.path()));
+    for (t, n) in [("t1", 5000u64), ("t2", 300), ("t3", 77)] {
+        append(&a, t, n, 1);
+    }
+    let _ = sync_pair(&a, &b, SessionConfig::default(), SessionConfig::default());
+    assert_eq!(heads(&a), heads(&b));
+    let t1 = Topic::new("t1").unwrap();
+    let ev = a
+        .append(NewEvent::application(&t1, vec![9u8; 100]))
+        .unwrap();
+    let (ra, rb) = sync_pair(&a, &b, SessionConfig::default(), SessionConfig::default());
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!((rb.events_in, rb.pages_in, rb.logs_in), (1, 1, 1));
+    assert_eq!(ra.pages_out, 1);
+    assert_eq!(b.mmr_root(&ev.log).unwrap(), a.mmr_root(&ev.log).unwrap());
+    // What B received: A's HELLO, one PEAKS per topic with one checkpoint
+    // per log (a fixed cost per log, whatever its size), an empty DIFF,
+    // SYNC_DONE, and one page: the event plus a proof of at most
+    // 2 log2(n) hashes (here 0: the page reaches the checkpoint).
+    let frame = 4 + 1;
+    let hello = frame + 4 + 2 + 32 + 4 + 1 + 2 + 3 * (32 + 2 + 2);
+    let per_log_peak = 32 + 8 + 2 + 320;
+    let peaks = 3 * (frame + 32 + 4) + 3 * per_log_peak;
+    let page = frame + 64 + 8 + 4 + (4 + 24 + 100) + 1 + 2 * 13 * 32;
+    let bound = (hello + peaks + (frame + 4) + frame + page) as u64;
+    assert!(
+        rb.bytes_in <= bound,
+        "{} bytes in, bound {bound}",
+        rb.bytes_in
+    );
+    // Nothing of the logs that did not change beyond their PEAKS entry.
+    assert_eq!(ra.events_in, 0);
+}
+
+/// A reader that reports the end of the stream after `limit` bytes.
+struct CutAfter<R> {
+    inner: R,
+    left: usize,
+}
+
+impl<R: Read> Read for CutAfter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let n = buf.len().min(self.left);
+        let got = self.inner.read(&mut buf[..n])?;
+        self.left -= got;
+        Ok(got)
+    }
+}
+
+#[test]
+fn an_interrupted_session_keeps_what_it_verified_and_the_next_resumes() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (store(da.path()), store(db.path()));
+    append(&a, "big", 20_000, 7);
+    let log = a.own_log(&Topic::new("big").unwrap());
+    let small = SessionConfig {
+        page_events: 500,
+        window: 1,
+        ..SessionConfig::default()
+    };
+    // B's side of the stream ends after about a third of the data.
+    let ((ar, aw), (br, bw)) = pipe();
+    let br = CutAfter {
+        inner: br,
+        left: 700_000,
+    };
+    let rb = std::thread::scope(|s| {
+        let c = small.clone();
+        let a = &a;
+        let t = s.spawn(move || driver::run(a, c, ar, aw, T));
+        let rb = driver::run(&b, small.clone(), br, bw, T);
+        let _ = t.join().unwrap();
+        rb
+    });
+    assert!(rb.is_err(), "{rb:?}");
+    let kept = b.log_size(&log).unwrap();
+    assert!(kept > 0 && kept < 20_000, "kept {kept}");
+    assert_eq!(
+        b.root_at(&log, kept).unwrap(),
+        a.root_at(&log, kept).unwrap()
+    );
+    assert!(b.verify().unwrap().is_ok());
+    let (_, rb) = sync_pair(&a, &b, small.clone(), small);
+    assert_eq!(rb.unwrap().events_in, 20_000 - kept);
+    assert_eq!(b.mmr_root(&log).unwrap(), a.mmr_root(&log).unwrap());
+}
+
+#[test]
+fn sessions_run_over_tcp() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (store(da.path()), store(db.path()));
+    append(&a, "t", 3000, 1);
+    append(&b, "t", 10, 2);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (ra, rb) = std::thread::scope(|s| {
+        let t = s.spawn(|| {
+            let (conn, _) = listener.accept().unwrap();
+            driver::run_tcp(&a, SessionConfig::default(), conn, T)
+        });
+        let conn = std::net::TcpStream::connect(addr).unwrap();
+        let rb = driver::run_tcp(&b, SessionConfig::default(), conn, T);
+        (t.join().unwrap(), rb)
+    });
+    assert_eq!(ra.unwrap().events_in, 10);
+    assert_eq!(rb.unwrap().events_in, 3000);
+    assert_eq!(heads(&a), heads(&b));
+}
+
+// ------------------------------------------------------------ bad peers
+
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    AlterPayload,
+    Reorder,
+    DropEvent,
+    WrongProof,
+    TruncatedProof,
+    ForeignSignature,
+    ClaimsMore,
+}
+
+/// Serves `inner`'s logs with one fault.
+struct Evil<'a> {
+    inner: &'a Store,
+    fault: Fault,
+    other_key: &'a Store,
+}
+
+impl SyncStore for Evil<'_> {
+    fn author(&self) -> [u8; 32] {
+        self.inner.author()
+    }
+    fn topics(&self) -> Result<Vec<TopicEntry>, StoreError> {
+        SyncStore::topics(self.inner)
+    }
+    fn peaks(&self, topic: &TopicId) -> Result<Vec<PeakEntry>, StoreError> {
+        let mut p = SyncStore::peaks(self.inner, topic)?;
+        for e in &mut p {
+            match self.fault {
+                Fault::ForeignSignature => {
+                    // The same checkpoint body, signed by another store's key.
+                    let log = LogId {
+                        author: e.author,
+                        topic: *topic,
+                    };
+                    let cp = xaeroflux_merkle::Checkpoint {
+                        origin: log.origin(),
+                        size: e.size,
+                        root: self.inner.mmr_root(&log)?,
+                    };
+                    let key = ed25519_dalek_key(self.other_key);
+                    e.note = xaeroflux_merkle::sign_checkpoint(&cp, &key).note;
+                }
+                Fault::ClaimsMore => {}
+                _ => {}
+            }
+        }
+        Ok(p)
+    }
+    fn log_size(&self, log: &LogId) -> Result<u64, StoreError> {
+        SyncStore::log_size(self.inner, log)
+    }
+    fn root_at(&self, log: &LogId, size: u64) -> Result<Hash, StoreError> {
+        SyncStore::root_at(self.inner, log, size)
+    }
+    fn read_events(
+        &self,
+        log: &LogId,
+        from: u64,
+        to: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut v = SyncStore::read_events(self.inner, log, from, to, max_bytes)?;
+        match self.fault {
+            Fault::AlterPayload => {
+                if let Some(e) = v.get_mut(3) {
+                    let last = e.len() - 1;
+                    e[last] ^= 0x40;
+                }
+            }
+            Fault::Reorder => v.swap(1, 2),
+            Fault::DropEvent => {
+                v.remove(4);
+            }
+            Fault::ClaimsMore => v.clear(),
+            _ => {}
+        }
+        Ok(v)
+    }
+    fn prove_consistency(&self, log: &LogId, old: u64, new: u64) -> Result<Vec<Hash>, StoreError> {
+        let mut p = SyncStore::prove_consistency(self.inner, log, old, new)?;
+        match self.fault {
+            Fault::WrongProof => {
+                if let Some(h) = p.first_mut() {
+                    h[7] ^= 1;
+                }
+            }
+            Fault::TruncatedProof => {
+                p.pop();
+            }
+            _ => {}
+        }
+        Ok(p)
+    }
+    fn import(&self, page: ImportPage) -> Result<(), StoreError> {
+        SyncStore::import(self.inner, page)
+    }
+}
+
+fn ed25519_dalek_key(s: &Store) -> ed25519_dalek::SigningKey {
+    let bytes = std::fs::read(s.dir().join("identity.key")).unwrap();
+    let secret: [u8; 32] = bytes[8..40].try_into().unwrap();
+    ed25519_dalek::SigningKey::from_bytes(&secret)
+}
+
+/// Everything observable about a store's logs.
+fn snapshot(s: &Store) -> (BTreeMap<LogId, (u64, Hash)>, u64) {
+    (heads(s), s.stat().unwrap().events)
+}
+
+#[test]
+fn a_peer_serving_bad_data_is_refused_and_nothing_is_stored() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (a, b, other) = (
+        store(dirs[0].path()),
+        store(dirs[1].path()),
+        store(dirs[2].path()),
+    );
+    append(&a, "t", 700, 1);
+    // B already holds part of the log, so a refused page would extend it.
+    let part = SessionConfig {
+        page_events: 100,
+        window: 1,
+        ..SessionConfig::default()
+    };
+    let (_, rb) = sync_pair(&a, &b, part.clone(), part.clone());
+    rb.unwrap();
+    append(&a, "t", 300, 1);
+    let before = snapshot(&b);
+    for fault in [
+        Fault::AlterPayload,
+        Fault::Reorder,
+        Fault::DropEvent,
+        Fault::WrongProof,
+        Fault::TruncatedProof,
+        Fault::ForeignSignature,
+        Fault::ClaimsMore,
+    ] {
+        let evil = Evil {
+            inner: &a,
+            fault,
+            other_key: &other,
+        };
+        let (_, rb) = sync_pair(&evil, &b, part.clone(), part.clone());
+        match rb {
+            Err(SyncError::Rejected(why)) => assert!(!why.is_empty()),
+            other => panic!("{fault:?}: {other:?}"),
+        }
+        assert_eq!(snapshot(&b), before, "{fault:?} changed the store");
+    }
+    // The honest peer still works.
+    let (_, rb) = sync_pair(&a, &b, part.clone(), part);
+    assert_eq!(rb.unwrap().events_in, 300);
+}
+
+/// Runs an honest session against raw bytes from a scripted peer, which
+/// then keeps the stream open (stalls) or closes it.
+fn against_raw(b: &Store, script: &[u8], then_close: bool) -> Result<Outcome, SyncError> {
+    let ((ar, aw), (br, bw)) = pipe();
+    let mut aw = aw;
+    aw.write_all(script).unwrap();
+    let keep = if then_close {
+        drop(aw);
+        None
+    } else {
+        Some(aw)
+    };
+    let r = driver::run(
+        b,
+        SessionConfig::default(),
+        br,
+        bw,
+        Duration::from_millis(500),
+    );
+    drop(keep);
+    drop(ar);
+    r
+}
+
+fn hello_bytes(from: &Store) -> Vec<u8> {
+    let s = xaeroflux_sync::Session::new(from, SessionConfig::default()).unwrap();
+    let mut s = s;
+    s.take_output()
+}
+
+#[test]
+fn broken_streams_are_refused_with_a_reason() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (store(da.path()), store(db.path()));
+    append(&b, "t", 5, 1);
+    append(&a, "t", 5, 2);
+    let before = snapshot(&b);
+    let hello = hello_bytes(&a);
+
+    // A frame longer than the bound.
+    let mut long = hello.clone();
+    long.extend_from_slice(&(64u32 << 20).to_be_bytes());
+    assert!(matches!(
+        against_raw(&b, &long, true),
+        Err(SyncError::FrameTooLong { .. })
+    ));
+    // A truncated frame, then the end of the stream.
+    let cut = &hello[..hello.len() - 3];
+    let r = against_raw(&b, cut, true);
+    assert!(matches!(r, Err(SyncError::Closed)), "{r:?}");
+    // Garbage.
+    let garbage: Vec<u8> = (0..200u32).map(|i| (i * 73 % 251) as u8).collect();
+    let r = against_raw(&b, &garbage, true);
+    assert!(
+        matches!(
+            r,
+            Err(SyncError::Malformed { .. } | SyncError::FrameTooLong { .. })
+        ),
+        "{r:?}"
+    );
+    // A message out of order: SYNC_DONE before anything.
+    let mut done = Vec::new();
+    xaeroflux_sync::Message::SyncDone.encode(&mut done).unwrap();
+    assert!(matches!(
+        against_raw(&b, &done, true),
+        Err(SyncError::Protocol(_))
+    ));
+    // A stalled peer: HELLO, then silence.
+    assert!(matches!(
+        against_raw(&b, &hello, false),
+        Err(SyncError::Timeout(_))
+    ));
+    // Another version.
+    let mut v2 = hello.clone();
+    v2[4 + 1 + 4] = 0;
+    v2[4 + 1 + 5] = 2;
+    assert!(matches!(
+        against_raw(&b, &v2, true),
+        Err(SyncError::Version(2))
+    ));
+    assert_eq!(snapshot(&b), before);
+}
