@@ -10,6 +10,7 @@ use serde_json::json;
 use xaeroflux::merkle::{
     Checkpoint, MemoryTree, NoteVerifier, verify_consistency, verify_inclusion,
 };
+use xaeroflux::sync;
 use xaeroflux::{
     Core, EventKind, Filter, LogId, NewEvent, Receipt, Since, Store, StoreOptions, Topic,
 };
@@ -82,6 +83,25 @@ enum Cmd {
         /// As JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Answer XSP sync sessions on a TCP address until interrupted; one
+    /// line per session.
+    Serve {
+        /// Address to listen on, such as 127.0.0.1:7411.
+        #[arg(long, value_name = "ADDR")]
+        tcp: String,
+    },
+    /// Run one XSP sync session with a peer and print what moved.
+    Sync {
+        /// The peer's address.
+        #[arg(long, value_name = "ADDR")]
+        tcp: String,
+        /// Only these topics (repeatable; default: every topic either side holds).
+        #[arg(long = "topic", value_name = "NAME")]
+        topics: Vec<String>,
+        /// Seconds the peer may stay silent.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
     },
     /// Run the demo in a temporary store.
     Demo,
@@ -157,6 +177,29 @@ fn default_db() -> Result<PathBuf> {
     let base =
         dirs::data_dir().ok_or_else(|| anyhow!("no per-user data directory; pass --db DIR"))?;
     Ok(base.join("xaeroflux"))
+}
+
+/// One line for a session's outcome.
+fn describe(r: &Result<sync::Outcome, sync::SyncError>) -> String {
+    match r {
+        Ok(o) => format!(
+            "ok: pulled {} events in {} logs ({} pages), served {} events ({} pages), {} bytes in, {} bytes out, {} topics{}",
+            o.events_in,
+            o.logs_in,
+            o.pages_in,
+            o.events_out,
+            o.pages_out,
+            o.bytes_in,
+            o.bytes_out,
+            o.topics,
+            if o.forks.is_empty() {
+                String::new()
+            } else {
+                format!(", {} forked logs refused", o.forks.len())
+            }
+        ),
+        Err(e) => format!("failed: {e}"),
+    }
 }
 
 fn open_rw(db: &Path) -> Result<Store> {
@@ -469,6 +512,79 @@ fn run(cli: Cli) -> Result<()> {
             }
             writeln!(out, "verified: ok")?;
             store.close()?;
+        }
+        Cmd::Serve { tcp } => {
+            let store = open_rw(&db)?;
+            let listener =
+                std::net::TcpListener::bind(&tcp).with_context(|| format!("listening on {tcp}"))?;
+            writeln!(
+                out,
+                "serving {} on {}",
+                db.display(),
+                listener.local_addr()?
+            )?;
+            out.flush()?;
+            // This thread holds stdout: it prints what the sessions report,
+            // while another accepts connections (one thread per session).
+            let (tx, rx) = std::sync::mpsc::channel::<String>();
+            std::thread::scope(|s| -> Result<()> {
+                let store = &store;
+                s.spawn(move || {
+                    for conn in listener.incoming() {
+                        let conn = match conn {
+                            Ok(c) => c,
+                            Err(e) => {
+                                let _ = tx.send(format!("accept failed: {e}"));
+                                continue;
+                            }
+                        };
+                        let peer = conn
+                            .peer_addr()
+                            .map(|a| a.to_string())
+                            .unwrap_or_else(|_| "?".into());
+                        let tx = tx.clone();
+                        s.spawn(move || {
+                            let r = sync::driver::run_tcp(
+                                store,
+                                sync::SessionConfig::default(),
+                                conn,
+                                std::time::Duration::from_secs(30),
+                            );
+                            let _ = tx.send(format!("session {peer}: {}", describe(&r)));
+                        });
+                    }
+                });
+                for line in rx {
+                    writeln!(out, "{line}")?;
+                    out.flush()?;
+                }
+                Ok(())
+            })?;
+        }
+        Cmd::Sync {
+            tcp,
+            topics,
+            timeout,
+        } => {
+            let store = open_rw(&db)?;
+            let topics = topics
+                .iter()
+                .map(|t| Topic::new(t))
+                .collect::<Result<Vec<_>, _>>()?;
+            let conn = std::net::TcpStream::connect(&tcp)
+                .with_context(|| format!("connecting to {tcp}"))?;
+            let r = sync::driver::run_tcp(
+                &store,
+                sync::SessionConfig::default().with_topics(topics),
+                conn,
+                std::time::Duration::from_secs(timeout.max(1)),
+            );
+            writeln!(out, "{}", describe(&r))?;
+            out.flush()?;
+            store.close()?;
+            if let Err(e) = r {
+                bail!("sync with {tcp} failed: {e}");
+            }
         }
         Cmd::Stat { json } => {
             let store = open_ro(&db)?;

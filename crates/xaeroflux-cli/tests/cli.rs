@@ -320,3 +320,49 @@ fn cat_follow_prints_history_then_events_committed_by_another_process() {
     let _ = follower.wait();
     reader.join().unwrap();
 }
+
+#[test]
+fn serve_and_sync_over_tcp() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for i in 0..20 {
+        xf_ok(&a, &["append", "--topic", "news", &format!("a{i}")]);
+    }
+    xf_ok(&b, &["append", "--topic", "news", "b0"]);
+    xf_ok(&b, &["append", "--topic", "private", "p0"]);
+    let mut server = Command::new(env!("CARGO_BIN_EXE_xf"))
+        .arg("--db")
+        .arg(&a)
+        .args(["serve", "--tcp", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn xf serve");
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first.rsplit(' ').next().unwrap().to_string();
+    assert!(first.starts_with("serving "), "{first}");
+
+    let out = xf_ok(&b, &["sync", "--tcp", &addr, "--topic", "news"]);
+    assert!(out.starts_with("ok: pulled 20 events in 1 logs"), "{out}");
+    assert!(out.contains("served 1 events"), "{out}");
+    let session = lines.next().unwrap().unwrap();
+    assert!(session.contains(": ok: pulled 1 events"), "{session}");
+    // Only the topic asked for moved.
+    let a_cat = xf_ok(&a, &["cat", "--topic", "private"]);
+    assert_eq!(a_cat, "");
+    let b_news = xf_ok(&b, &["cat", "--topic", "news"]);
+    assert_eq!(b_news.lines().count(), 21);
+    // A second run moves nothing.
+    let out = xf_ok(&b, &["sync", "--tcp", &addr]);
+    assert!(out.starts_with("ok: pulled 0 events"), "{out}");
+    // Nobody listening: a clear error.
+    server.kill().unwrap();
+    let _ = server.wait();
+    let r = xf(&b, &["sync", "--tcp", &addr, "--timeout", "2"]);
+    assert!(!r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("connecting to"));
+}

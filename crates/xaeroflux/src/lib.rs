@@ -84,6 +84,7 @@ pub use xaeroflux_store::{
     PendingAppend, Receipt, Since, Stats, Store, StoreError, StoreOptions, Subscription,
     SubscriptionStats, Topic, TopicId, TopicIter, VerifyReport,
 };
+pub use xaeroflux_sync as sync;
 
 /// The handle an application holds: the store, and (as they land) its
 /// streams and sync backends. It dereferences to [`Store`] for reading,
