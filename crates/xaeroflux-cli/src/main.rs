@@ -103,6 +103,13 @@ enum Cmd {
         #[arg(long, default_value_t = 30)]
         timeout: u64,
     },
+    /// List the fork proofs kept: logs whose author signed two heads that
+    /// disagree, as presented by peers during sync.
+    Forks {
+        /// One JSON object per fork.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the demo in a temporary store.
     Demo,
 }
@@ -584,6 +591,45 @@ fn run(cli: Cli) -> Result<()> {
             store.close()?;
             if let Err(e) = r {
                 bail!("sync with {tcp} failed: {e}");
+            }
+        }
+        Cmd::Forks { json } => {
+            let store = open_ro(&db)?;
+            for f in store.forks()? {
+                let proven = f.verify().unwrap_or(false);
+                let verifier = NoteVerifier::new(&f.log.origin(), &f.log.author)?;
+                let size_of = |note: &str| {
+                    verifier
+                        .verify_checkpoint(note)
+                        .map(|c| c.size)
+                        .unwrap_or_default()
+                };
+                let (ours, theirs) = (size_of(&f.ours), size_of(&f.theirs));
+                if json {
+                    writeln!(
+                        out,
+                        "{}",
+                        json!({
+                            "log": f.log.to_string(),
+                            "our_size": ours,
+                            "their_size": theirs,
+                            "proven": proven,
+                            "ours": f.ours,
+                            "theirs": f.theirs,
+                        })
+                    )?;
+                } else {
+                    writeln!(
+                        out,
+                        "{} ours at {ours}, theirs at {theirs}: {}",
+                        f.log,
+                        if proven {
+                            "proven fork"
+                        } else {
+                            "two heads, not proven"
+                        }
+                    )?;
+                }
             }
         }
         Cmd::Stat { json } => {

@@ -366,3 +366,51 @@ fn serve_and_sync_over_tcp() {
     assert!(!r.status.success());
     assert!(String::from_utf8_lossy(&r.stderr).contains("connecting to"));
 }
+
+#[test]
+fn forks_are_listed_after_a_sync_with_a_forked_peer() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (a, twin, c) = (
+        dir.path().join("a"),
+        dir.path().join("twin"),
+        dir.path().join("c"),
+    );
+    xf_ok(&a, &["init"]);
+    std::fs::create_dir_all(&twin).unwrap();
+    std::fs::copy(a.join("identity.key"), twin.join("identity.key")).unwrap();
+    for i in 0..4 {
+        xf_ok(&a, &["append", "--topic", "t", &format!("a{i}")]);
+    }
+    xf_ok(&twin, &["append", "--topic", "t", "different"]);
+    let serve = |db: &std::path::Path| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_xf"))
+            .arg("--db")
+            .arg(db)
+            .args(["serve", "--tcp", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn xf serve");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        let addr = first.rsplit(' ').next().unwrap().to_string();
+        (child, addr)
+    };
+    let (mut sa, addr_a) = serve(&a);
+    let (mut st, addr_t) = serve(&twin);
+    assert!(xf_ok(&c, &["sync", "--tcp", &addr_a]).starts_with("ok: pulled 4 events"));
+    let out = xf_ok(&c, &["sync", "--tcp", &addr_t]);
+    assert!(out.contains("1 forked logs refused"), "{out}");
+    let forks = json_lines(&xf_ok(&c, &["forks", "--json"]));
+    assert_eq!(forks.len(), 1);
+    assert_eq!(forks[0]["our_size"], 4);
+    assert_eq!(forks[0]["their_size"], 1);
+    assert_eq!(forks[0]["proven"], true);
+    assert_eq!(xf_ok(&c, &["cat", "--topic", "t"]).lines().count(), 4);
+    sa.kill().unwrap();
+    st.kill().unwrap();
+    let _ = (sa.wait(), st.wait());
+}

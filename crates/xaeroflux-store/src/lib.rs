@@ -25,6 +25,7 @@
 
 mod error;
 mod event;
+mod fork;
 mod format;
 mod index;
 mod lmdb_check;
@@ -41,6 +42,7 @@ pub use event::{
     EVENT_HEADER_LEN, EVENT_VERSION, Event, EventHeader, EventKind, EventRef, FLAG_ENCRYPTED,
     LogId, MAX_TOPIC_LEN, NewEvent, TOPIC_DOMAIN, Topic, TopicId, decode_event, encode_event,
 };
+pub use fork::{FORK_MAGIC, ForkProof};
 pub use store::{
     BatchReceipt, ConsistencyProof, DEFAULT_PAGE_SIZE, DEFAULT_SEGMENT_PAGES, Durability,
     EventIter, EventReceipt, ImportPage, InclusionProof, LogHead, LogInfo, LogIter, PendingAppend,

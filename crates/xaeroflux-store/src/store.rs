@@ -19,6 +19,7 @@ use xaeroflux_merkle::{
 
 use crate::error::{Result, StoreError, corrupt, io_err};
 use crate::event::{EventRef, LogId, NewEvent, Topic, TopicId};
+use crate::fork::ForkProof;
 use crate::format::{IDENTITY_LEN, decode_identity, encode_identity};
 use crate::index::{Index, LogRecord, PageEntry, PageLoc};
 use crate::reader::{PageEvents, open_page};
@@ -800,6 +801,40 @@ impl Store {
             .copied()
             .ok_or_else(|| StoreError::UnknownLog(log.to_string()))?;
         Ok(LogHead { log, size, root })
+    }
+
+    /// Keeps a fork proof for `log`: `theirs`, a checkpoint a peer
+    /// presented, signed by the log's author, that disagrees with what this
+    /// store holds. Refused unless `theirs` verifies under the author's key.
+    /// Returns the proof and whether it was new.
+    pub fn record_fork(&self, log: &LogId, theirs: &str) -> Result<(ForkProof, bool)> {
+        let v = NoteVerifier::new(&log.origin(), &log.author)?;
+        let their_cp = v
+            .verify_checkpoint(theirs)
+            .map_err(|e| StoreError::Rejected(format!("log {log}: their checkpoint: {e}")))?;
+        let ours = self.checkpoint(log)?;
+        let evidence = if their_cp.size <= ours.checkpoint.size {
+            let root = self.root_at(log, their_cp.size)?;
+            let proof = self
+                .prove_consistency(log, their_cp.size, ours.checkpoint.size)?
+                .path;
+            Some((root, proof))
+        } else {
+            None
+        };
+        let proof = ForkProof {
+            log: *log,
+            ours: ours.note,
+            theirs: theirs.to_string(),
+            evidence,
+        };
+        let new = crate::fork::save(&self.shared.dir, &proof)?;
+        Ok((proof, new))
+    }
+
+    /// The fork proofs this store keeps.
+    pub fn forks(&self) -> Result<Vec<ForkProof>> {
+        crate::fork::load_all(&self.shared.dir)
     }
 
     /// Makes everything appended so far durable (useful in the fast mode).

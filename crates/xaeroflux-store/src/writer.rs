@@ -693,7 +693,7 @@ impl Writer {
 
     /// Places one already-encoded event (another author's) at the end of
     /// its log's open page.
-    fn apply_encoded(&mut self, bytes: &[u8], id: LogId, job: &mut Job) -> Result<Hash> {
+    fn apply_encoded(&mut self, bytes: &[u8], leaf: Hash, id: LogId, job: &mut Job) -> Result<()> {
         let header = decode_event(bytes).map_err(|r| StoreError::InvalidArgument(r.into()))?;
         let (ts, kind) = (header.timestamp_ms(), header.kind());
         let rec_len = RECORD_HEADER_LEN + bytes.len();
@@ -714,16 +714,15 @@ impl Writer {
         let (head, rest) = open.buf[off..off + rec_len].split_at_mut(RECORD_HEADER_LEN);
         rest.copy_from_slice(bytes);
         write_record_header(head, rest);
-        let leaf = hash_leaf(bytes);
         st.account(leaf, ts, rec_len, &mut job.chunks);
         self.touch(id);
-        Ok(leaf)
+        Ok(())
     }
 
     /// Checks an imported page against the log as it is now, without
     /// changing anything: the size, each event's seq and size, and the
     /// proof from the tree with the page's leaves to the checkpoint.
-    fn check_import(&mut self, page: &VerifiedPage) -> Result<()> {
+    fn check_import(&mut self, page: &VerifiedPage) -> Result<Vec<Hash>> {
         let log = page.log;
         let bad = |why: String| StoreError::Rejected(format!("log {log}: {why}"));
         if log.author == self.shared.author {
@@ -751,6 +750,7 @@ impl Writer {
             )));
         }
         let max = self.shared.max_event_len();
+        let mut leaves = Vec::with_capacity(page.events.len());
         for (i, bytes) in page.events.iter().enumerate() {
             let want = size + i as u64;
             if bytes.len() > max {
@@ -760,7 +760,9 @@ impl Writer {
             if h.seq() != want {
                 return Err(bad(format!("event {want} carries seq {}", h.seq())));
             }
-            frontier.push(hash_leaf(bytes));
+            let leaf = hash_leaf(bytes);
+            frontier.push(leaf);
+            leaves.push(leaf);
         }
         let new_size = frontier.size();
         let cp = &page.checkpoint;
@@ -783,11 +785,11 @@ impl Writer {
                 cp.size
             ))
         })?;
-        Ok(())
+        Ok(leaves)
     }
 
     fn import(&mut self, page: VerifiedPage, job: &mut Job) -> Result<Committed> {
-        self.check_import(&page)?;
+        let leaves = self.check_import(&page)?;
         let id = page.log;
         let mut c = Committed {
             events: Vec::with_capacity(page.events.len()),
@@ -795,8 +797,8 @@ impl Writer {
         };
         // Allocates the log (when new) only now that the page is verified.
         self.load_log(id)?;
-        for (i, bytes) in page.events.iter().enumerate() {
-            let leaf = self.apply_encoded(bytes, id, job)?;
+        for (i, (bytes, leaf)) in page.events.iter().zip(leaves).enumerate() {
+            self.apply_encoded(bytes, leaf, id, job)?;
             c.events.push((id, page.first_seq + i as u64, leaf));
         }
         if let Some(st) = self.logs.get_mut(&id) {

@@ -39,6 +39,9 @@ pub trait SyncStore {
     fn prove_consistency(&self, log: &LogId, old: u64, new: u64) -> Result<Vec<Hash>, StoreError>;
     /// Verifies and commits a page of another author's log.
     fn import(&self, page: ImportPage) -> Result<(), StoreError>;
+    /// Keeps a fork proof: `theirs`, a checkpoint by the log's author that
+    /// disagrees with what the store holds.
+    fn record_fork(&self, log: &LogId, theirs: &str) -> Result<(), StoreError>;
 }
 
 impl SyncStore for Store {
@@ -107,6 +110,9 @@ impl SyncStore for Store {
     }
     fn import(&self, page: ImportPage) -> Result<(), StoreError> {
         Store::import(self, page).map(|_| ())
+    }
+    fn record_fork(&self, log: &LogId, theirs: &str) -> Result<(), StoreError> {
+        Store::record_fork(self, log, theirs).map(|_| ())
     }
 }
 
@@ -470,13 +476,13 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             // Nothing to pull; a checkpoint that disagrees with what is held
             // (both signed by the author) is a fork.
             if cp.size > 0 && self.store.root_at(&log, cp.size)? != cp.root {
-                self.outcome.forks.push(log);
+                self.fork(log, &entry.note)?;
             }
             return Ok(());
         }
         if log.author == self.store.author() {
             // Someone holds a longer version of this store's own log.
-            self.outcome.forks.push(log);
+            self.fork(log, &entry.note)?;
             return Ok(());
         }
         if held > 0 && self.pulls.iter().any(|p| p.log == log) {
@@ -491,6 +497,18 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             moved: false,
             discarding: false,
         });
+        Ok(())
+    }
+
+    /// Keeps the fork proof; the log is not extended from this peer.
+    fn fork(&mut self, log: LogId, theirs: &str) -> Result<(), SyncError> {
+        match self.store.record_fork(&log, theirs) {
+            // Held events with no checkpoint of our own reached yet (an
+            // interrupted pull): the disagreement is noted, not provable.
+            Ok(()) | Err(StoreError::NoCheckpoint(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.outcome.forks.push(log);
         Ok(())
     }
 
