@@ -485,7 +485,7 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             self.fork(log, &entry.note)?;
             return Ok(());
         }
-        if held > 0 && self.pulls.iter().any(|p| p.log == log) {
+        if self.pulls.iter().any(|p| p.log == log) {
             return Err(SyncError::Protocol(format!("log {log} listed twice")));
         }
         self.pulls.push_back(Pull {

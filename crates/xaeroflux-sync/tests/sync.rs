@@ -104,6 +104,24 @@ fn two_stores_converge_and_a_third_gets_both_through_one() {
 }
 
 #[test]
+fn replicated_events_reach_subscribers_like_local_ones() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (store(da.path()), store(db.path()));
+    let t = Topic::new("feed").unwrap();
+    append(&b, "feed", 2, 9);
+    let mut sub = b.subscribe(xaeroflux_store::Filter::topic(&t), 0).unwrap();
+    append(&a, "feed", 50, 1);
+    let _ = sync_pair(&a, &b, SessionConfig::default(), SessionConfig::default());
+    let mut per_log: BTreeMap<LogId, Vec<u64>> = BTreeMap::new();
+    for _ in 0..52 {
+        let ev = sub.recv_timeout(T).unwrap().expect("an event");
+        per_log.entry(ev.log).or_default().push(ev.seq);
+    }
+    assert_eq!(per_log[&a.own_log(&t)], (0..50).collect::<Vec<_>>());
+    assert_eq!(per_log[&b.own_log(&t)], vec![0, 1]);
+}
+
+#[test]
 fn topics_restrict_what_moves() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (a, b) = (store(da.path()), store(db.path()));
@@ -379,10 +397,18 @@ fn a_peer_serving_bad_data_is_refused_and_nothing_is_stored() {
             fault,
             other_key: &other,
         };
-        let (_, rb) = sync_pair(&evil, &b, part.clone(), part.clone());
+        let (ra, rb) = sync_pair(&evil, &b, part.clone(), part.clone());
         match rb {
             Err(SyncError::Rejected(why)) => assert!(!why.is_empty()),
             other => panic!("{fault:?}: {other:?}"),
+        }
+        // The bad peer was told why.
+        match ra {
+            Err(SyncError::Peer { code, reason }) => {
+                assert!(code.is_rejection(), "{fault:?}: {code:?}");
+                assert!(reason.contains("refused"), "{fault:?}: {reason}");
+            }
+            other => panic!("{fault:?}: the bad peer got {other:?}"),
         }
         assert_eq!(snapshot(&b), before, "{fault:?} changed the store");
     }
