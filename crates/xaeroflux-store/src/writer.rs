@@ -653,6 +653,18 @@ impl Writer {
         Ok(())
     }
 
+    /// The log's state, with room for a record of `rec_len` bytes on its
+    /// open page (sealing the full one into the job if need be).
+    fn room_for(&mut self, id: LogId, rec_len: usize, job: &mut Job) -> Result<&mut LogState> {
+        let st = self.load_log(id)?;
+        if st.open.as_ref().is_none_or(|o| o.room() < rec_len) {
+            self.next_open_page(&id, job)?;
+        }
+        self.logs
+            .get_mut(&id)
+            .ok_or_else(|| StoreError::UnknownLog(id.to_string()))
+    }
+
     fn apply_event(
         &mut self,
         ev: &NewEvent,
@@ -661,14 +673,7 @@ impl Writer {
         job: &mut Job,
     ) -> Result<(LogId, u64, Hash)> {
         let rec_len = RECORD_HEADER_LEN + EVENT_HEADER_LEN + ev.payload.len();
-        let st = self.load_log(id)?;
-        if st.open.as_ref().is_none_or(|o| o.room() < rec_len) {
-            self.next_open_page(&id, job)?;
-        }
-        let st = self
-            .logs
-            .get_mut(&id)
-            .ok_or_else(|| StoreError::UnknownLog(id.to_string()))?;
+        let st = self.room_for(id, rec_len, job)?;
         if st.topic_name.is_none() {
             st.topic_name = Some(ev.topic.name().to_string());
             job.topic_names
@@ -697,14 +702,7 @@ impl Writer {
         let header = decode_event(bytes).map_err(|r| StoreError::InvalidArgument(r.into()))?;
         let (ts, kind) = (header.timestamp_ms(), header.kind());
         let rec_len = RECORD_HEADER_LEN + bytes.len();
-        let st = self.load_log(id)?;
-        if st.open.as_ref().is_none_or(|o| o.room() < rec_len) {
-            self.next_open_page(&id, job)?;
-        }
-        let st = self
-            .logs
-            .get_mut(&id)
-            .ok_or_else(|| StoreError::UnknownLog(id.to_string()))?;
+        let st = self.room_for(id, rec_len, job)?;
         st.class = st.class.min(kind);
         let open = st
             .open

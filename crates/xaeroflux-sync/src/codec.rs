@@ -105,7 +105,8 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    fn to_u16(self) -> u16 {
+    /// The code on the wire.
+    pub fn to_u16(self) -> u16 {
         match self {
             ErrorCode::Malformed => 1,
             ErrorCode::Protocol => 2,
@@ -116,7 +117,8 @@ impl ErrorCode {
             ErrorCode::Other(c) => c,
         }
     }
-    fn from_u16(c: u16) -> Self {
+    /// The code from the wire.
+    pub fn from_u16(c: u16) -> Self {
         match c {
             1 => ErrorCode::Malformed,
             2 => ErrorCode::Protocol,

@@ -239,18 +239,7 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             outcome: Outcome::default(),
         };
         let all = s.config.topics.is_empty();
-        let topics = if all {
-            s.store.topics()?
-        } else {
-            s.config
-                .topics
-                .iter()
-                .map(|t| TopicEntry {
-                    id: t.id(),
-                    name: t.name().to_string(),
-                })
-                .collect()
-        };
+        let topics = s.my_topics()?;
         s.send(&Message::Hello {
             version: VERSION,
             node_id: s.store.author(),
@@ -259,6 +248,23 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             topics,
         })?;
         Ok(s)
+    }
+
+    /// The topics this side lists in its `HELLO`: those configured, or
+    /// (wanting every topic) those its store holds.
+    fn my_topics(&self) -> Result<Vec<TopicEntry>, SyncError> {
+        if self.config.topics.is_empty() {
+            return Ok(self.store.topics()?);
+        }
+        Ok(self
+            .config
+            .topics
+            .iter()
+            .map(|t| TopicEntry {
+                id: t.id(),
+                name: t.name().to_string(),
+            })
+            .collect())
     }
 
     fn send(&mut self, msg: &Message) -> Result<(), SyncError> {
@@ -417,18 +423,7 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
 
     fn agree_topics(&mut self, peer_all: bool, peer: Vec<TopicEntry>) -> Result<(), SyncError> {
         let mine_all = self.config.topics.is_empty();
-        let mine: Vec<TopicEntry> = if mine_all {
-            self.store.topics()?
-        } else {
-            self.config
-                .topics
-                .iter()
-                .map(|t| TopicEntry {
-                    id: t.id(),
-                    name: t.name().to_string(),
-                })
-                .collect()
-        };
+        let mine = self.my_topics()?;
         for t in mine.iter().chain(peer.iter()) {
             if !t.name.is_empty() && Topic::id_of(&t.name) == t.id {
                 self.names.entry(t.id).or_insert_with(|| t.name.clone());

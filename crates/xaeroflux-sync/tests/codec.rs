@@ -80,15 +80,7 @@ fn message() -> impl Strategy<Value = Message> {
         Just(Message::SyncDone),
         (log(), ".{0,60}").prop_map(|(log, note)| Message::Checkpoint { log, note }),
         (1u16..10, ".{0,60}").prop_map(|(c, reason)| Message::Error {
-            code: match c {
-                1 => ErrorCode::Malformed,
-                2 => ErrorCode::Protocol,
-                3 => ErrorCode::Rejected,
-                4 => ErrorCode::Timeout,
-                5 => ErrorCode::Internal,
-                6 => ErrorCode::Version,
-                c => ErrorCode::Other(c),
-            },
+            code: ErrorCode::from_u16(c),
             reason
         }),
     ]
