@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use xaeroflux_merkle::{Frontier, Hash, NoteVerifier, hash_leaf, mth};
 use xaeroflux_reactive::Subject;
 
@@ -245,6 +245,93 @@ struct PageWrite {
     records: Vec<u8>,
 }
 
+/// A one-slot hand-over from the writer to the flusher that blocks without
+/// spinning: on a small machine, a thread spinning for the next job takes a
+/// core from the threads (subscribers, the caller) that have work.
+struct Handoff<T> {
+    slot: Mutex<(Option<T>, bool)>,
+    filled: std::sync::Condvar,
+    emptied: std::sync::Condvar,
+}
+
+impl<T> Default for Handoff<T> {
+    fn default() -> Self {
+        Self {
+            slot: Mutex::new((None, false)),
+            filled: std::sync::Condvar::new(),
+            emptied: std::sync::Condvar::new(),
+        }
+    }
+}
+
+struct HandoffSender<T>(Arc<Handoff<T>>);
+struct HandoffReceiver<T>(Arc<Handoff<T>>);
+
+impl<T> HandoffSender<T> {
+    /// Waits for the slot to be free; gives the value back if the receiver
+    /// has gone.
+    fn send(&self, value: T) -> std::result::Result<(), T> {
+        let h = &self.0;
+        let mut g = h.slot.lock().unwrap_or_else(|p| p.into_inner());
+        while g.0.is_some() && !g.1 {
+            g = h.emptied.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+        if g.1 {
+            return Err(value);
+        }
+        g.0 = Some(value);
+        drop(g);
+        h.filled.notify_one();
+        Ok(())
+    }
+}
+
+impl<T> Drop for HandoffSender<T> {
+    fn drop(&mut self) {
+        self.0.slot.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
+        self.0.filled.notify_all();
+    }
+}
+
+impl<T> HandoffReceiver<T> {
+    /// The next value, waiting at most `timeout` (for ever if `None`).
+    fn recv(&self, timeout: Option<Duration>) -> std::result::Result<T, RecvTimeoutError> {
+        let h = &self.0;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut g = h.slot.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(v) = g.0.take() {
+                drop(g);
+                h.emptied.notify_one();
+                return Ok(v);
+            }
+            if g.1 {
+                return Err(RecvTimeoutError::Disconnected);
+            }
+            g = match deadline {
+                None => h.filled.wait(g).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Err(RecvTimeoutError::Timeout);
+                    }
+                    h.filled
+                        .wait_timeout(g, d - now)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+            };
+        }
+    }
+}
+
+impl<T> Drop for HandoffReceiver<T> {
+    fn drop(&mut self) {
+        self.0.slot.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
+        self.0.emptied.notify_all();
+    }
+}
+
 /// One group commit, self-contained: what to write, sync, index and answer.
 #[derive(Default)]
 struct Job {
@@ -400,13 +487,13 @@ impl Flusher {
         }
     }
 
-    fn run(mut self, jobs: Receiver<Job>, stopped: Stopped, committed: Arc<AtomicU64>) {
+    fn run(mut self, jobs: HandoffReceiver<Job>, stopped: Stopped, committed: Arc<AtomicU64>) {
         let durable = self.durability == Durability::Durable;
         let mut next: Option<Job> = None;
         loop {
             let mut job = match next.take() {
                 Some(j) => j,
-                None => match jobs.recv() {
+                None => match jobs.recv(None) {
                     Ok(j) => j,
                     Err(_) => break,
                 },
@@ -435,7 +522,7 @@ impl Flusher {
                 // writer has been idle for a moment (and at least once a
                 // second under load, in `execute`), so a caller appending one
                 // event at a time never waits for a sync.
-                match jobs.recv_timeout(FAST_IDLE_SYNC) {
+                match jobs.recv(Some(FAST_IDLE_SYNC)) {
                     Ok(j) => next = Some(j),
                     Err(RecvTimeoutError::Timeout) => {
                         if let Err(e) = self.sync_all() {
@@ -980,7 +1067,8 @@ impl Writer {
         let Some(flusher) = self.flusher.take() else {
             return;
         };
-        let (job_tx, job_rx) = bounded::<Job>(1);
+        let handoff = Arc::new(Handoff::<Job>::default());
+        let (job_tx, job_rx) = (HandoffSender(handoff.clone()), HandoffReceiver(handoff));
         let stopped = self.stopped.clone();
         let committed = self.committed.clone();
         let flusher: Option<JoinHandle<()>> = std::thread::Builder::new()
@@ -1004,10 +1092,9 @@ impl Writer {
             }
             let job = self.build_job(batch);
             self.evict();
-            if let Err(e) = job_tx.send(job) {
+            if let Err(job) = job_tx.send(job) {
                 // The flusher is gone: answer here.
                 stop(&self.stopped, "the flusher thread stopped".into());
-                let job = e.into_inner();
                 for (reply, _) in job.answers {
                     let _ = reply.send(Err(StoreError::WriterStopped(
                         "the flusher thread stopped".into(),
