@@ -613,6 +613,7 @@ fn run(cli: Cli) -> Result<()> {
                             "log": f.log.to_string(),
                             "our_size": ours,
                             "their_size": theirs,
+                            "at": f.at,
                             "proven": proven,
                             "ours": f.ours,
                             "theirs": f.theirs,

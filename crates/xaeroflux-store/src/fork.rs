@@ -14,7 +14,18 @@ pub const FORK_MAGIC: &str = "xaeroflux fork proof v1";
 /// Largest fork proof file read back.
 const MAX_FORK_FILE: u64 = 64 * 1024;
 
-/// Two signed checkpoints of one log that disagree.
+/// Each side's root at one size, and the consistency proof from there to
+/// that side's checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForkSide {
+    /// The root at [`ForkProof::at`].
+    pub root: Hash,
+    /// RFC 9162 consistency proof from `at` to the side's checkpoint.
+    pub proof: Vec<Hash>,
+}
+
+/// Two checkpoints of one log, both signed by its author, that disagree:
+/// at the size `at`, the tree each commits to has a different root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForkProof {
     /// The log.
@@ -23,44 +34,63 @@ pub struct ForkProof {
     pub ours: String,
     /// The checkpoint a peer presented (signed by the author too).
     pub theirs: String,
-    /// When `theirs` is not longer than `ours`: this store's root at the
-    /// size of `theirs`, and the consistency proof from there to `ours`.
-    /// Together they show `theirs` is not a prefix of `ours`.
-    pub evidence: Option<(Hash, Vec<Hash>)>,
+    /// The size at which the two trees are compared (at most both sizes).
+    pub at: u64,
+    /// Our tree at `at`, and its proof to `ours`.
+    pub our_side: ForkSide,
+    /// Their tree at `at`, and its proof to `theirs`; `None` when only
+    /// their signed head is known (a longer head of this store's own log):
+    /// then two heads are kept, but the fork is not proven.
+    pub their_side: Option<ForkSide>,
 }
 
 impl ForkProof {
-    /// Checks the proof: both notes verify under the log author's key, and
-    /// either they claim the same size with different roots, or the
-    /// evidence shows the shorter one is not a prefix of the longer. Returns
-    /// whether the fork is proven (`false`: two valid heads, one longer,
-    /// without evidence).
+    /// Checks the proof: both notes verify under the log author's key,
+    /// both sides' proofs hold from `at` to their checkpoints, and the
+    /// roots at `at` differ. Returns whether the fork is proven (`false`:
+    /// two valid heads without their side's evidence).
     pub fn verify(&self) -> Result<bool> {
         let v = NoteVerifier::new(&self.log.origin(), &self.log.author)?;
         let ours = v.verify_checkpoint(&self.ours)?;
         let theirs = v.verify_checkpoint(&self.theirs)?;
-        if ours.size == theirs.size {
-            return Ok(ours.root != theirs.root);
-        }
-        let Some((root_at, proof)) = &self.evidence else {
+        verify_consistency(
+            self.at,
+            ours.size,
+            &self.our_side.root,
+            &ours.root,
+            &self.our_side.proof,
+        )?;
+        let Some(their) = &self.their_side else {
             return Ok(false);
         };
-        if theirs.size > ours.size {
-            return Ok(false);
-        }
-        verify_consistency(theirs.size, ours.size, root_at, &ours.root, proof)?;
-        Ok(*root_at != theirs.root)
+        verify_consistency(
+            self.at,
+            theirs.size,
+            &their.root,
+            &theirs.root,
+            &their.proof,
+        )?;
+        Ok(self.at > 0 && their.root != self.our_side.root)
     }
 
     pub(crate) fn encode(&self) -> String {
-        let mut s = format!("{FORK_MAGIC}\nlog {}\n", self.log);
-        match &self.evidence {
-            Some((root, proof)) => {
-                s.push_str(&format!("root-at-their-size {}\n", to_hex(root)));
-                let p: Vec<String> = proof.iter().map(to_hex).collect();
-                s.push_str(&format!("proof {}\n", p.join(",")));
-            }
-            None => s.push_str("root-at-their-size -\nproof -\n"),
+        let side = |s: &ForkSide| {
+            let p: Vec<String> = s.proof.iter().map(to_hex).collect();
+            format!(
+                "{} {}",
+                to_hex(&s.root),
+                if p.is_empty() {
+                    "-".into()
+                } else {
+                    p.join(",")
+                }
+            )
+        };
+        let mut s = format!("{FORK_MAGIC}\nlog {}\nat {}\n", self.log, self.at);
+        s.push_str(&format!("our-side {}\n", side(&self.our_side)));
+        match &self.their_side {
+            Some(t) => s.push_str(&format!("their-side {}\n", side(t))),
+            None => s.push_str("their-side -\n"),
         }
         s.push_str("--- ours\n");
         s.push_str(&self.ours);
@@ -81,34 +111,42 @@ impl ForkProof {
         if lines.next() != Some(FORK_MAGIC) {
             return Err(bad("not a version 1 fork proof"));
         }
-        let log = lines
-            .next()
-            .and_then(|l| l.strip_prefix("log "))
-            .and_then(|l| l.parse::<LogId>().ok())
-            .ok_or_else(|| bad("bad log line"))?;
-        let root = lines
-            .next()
-            .and_then(|l| l.strip_prefix("root-at-their-size "))
-            .ok_or_else(|| bad("bad root line"))?;
-        let proof = lines
-            .next()
-            .and_then(|l| l.strip_prefix("proof "))
-            .ok_or_else(|| bad("bad proof line"))?;
-        let evidence = if root == "-" {
-            None
-        } else {
+        let mut field = |name: &str| {
+            lines
+                .next()
+                .and_then(|l| l.strip_prefix(name))
+                .and_then(|l| l.strip_prefix(' '))
+                .ok_or_else(|| bad(&format!("bad {name} line")))
+        };
+        let log = field("log")?.parse::<LogId>().map_err(|_| bad("bad log"))?;
+        let at = field("at")?.parse::<u64>().map_err(|_| bad("bad size"))?;
+        let our = field("our-side")?.to_string();
+        let their = field("their-side")?.to_string();
+        let side = |text: &str| -> Result<ForkSide> {
+            let (root, proof) = text.split_once(' ').ok_or_else(|| bad("bad side"))?;
             let root = from_hex(root).ok_or_else(|| bad("bad root"))?;
             let mut p = Vec::new();
-            for h in proof.split(',').filter(|h| !h.is_empty()) {
-                p.push(from_hex(h).ok_or_else(|| bad("bad proof hash"))?);
+            if proof != "-" {
+                for h in proof.split(',') {
+                    if p.len() >= 128 {
+                        return Err(bad("proof too long"));
+                    }
+                    p.push(from_hex(h).ok_or_else(|| bad("bad proof hash"))?);
+                }
             }
-            Some((root, p))
+            Ok(ForkSide { root, proof: p })
         };
         Ok(Self {
             log,
             ours: ours.to_string(),
             theirs: theirs.to_string(),
-            evidence,
+            at,
+            our_side: side(&our)?,
+            their_side: if their == "-" {
+                None
+            } else {
+                Some(side(&their)?)
+            },
         })
     }
 }

@@ -42,7 +42,7 @@ pub use event::{
     EVENT_HEADER_LEN, EVENT_VERSION, Event, EventHeader, EventKind, EventRef, FLAG_ENCRYPTED,
     LogId, MAX_TOPIC_LEN, NewEvent, TOPIC_DOMAIN, Topic, TopicId, decode_event, encode_event,
 };
-pub use fork::{FORK_MAGIC, ForkProof};
+pub use fork::{FORK_MAGIC, ForkProof, ForkSide};
 pub use store::{
     BatchReceipt, ConsistencyProof, DEFAULT_PAGE_SIZE, DEFAULT_SEGMENT_PAGES, Durability,
     EventIter, EventReceipt, ImportPage, InclusionProof, LogHead, LogInfo, LogIter, PendingAppend,

@@ -19,7 +19,7 @@ use xaeroflux_merkle::{
 
 use crate::error::{Result, StoreError, corrupt, io_err};
 use crate::event::{EventRef, LogId, NewEvent, Topic, TopicId};
-use crate::fork::ForkProof;
+use crate::fork::{ForkProof, ForkSide};
 use crate::format::{IDENTITY_LEN, decode_identity, encode_identity};
 use crate::index::{Index, LogRecord, PageEntry, PageLoc};
 use crate::reader::{PageEvents, open_page};
@@ -805,29 +805,57 @@ impl Store {
 
     /// Keeps a fork proof for `log`: `theirs`, a checkpoint a peer
     /// presented, signed by the log's author, that disagrees with what this
-    /// store holds. Refused unless `theirs` verifies under the author's key.
-    /// Returns the proof and whether it was new.
-    pub fn record_fork(&self, log: &LogId, theirs: &str) -> Result<(ForkProof, bool)> {
+    /// store holds. `their_side`, when the peer gave it, is its tree at
+    /// size `at` (its root and the proof from there to `theirs`); without
+    /// it `at` is the size of `theirs` when that is not longer than ours.
+    /// Refused unless `theirs` verifies under the author's key and what is
+    /// kept proves the fork (except for a longer head of the store's own
+    /// log, kept as two heads). Returns the proof and whether it was new.
+    pub fn record_fork(
+        &self,
+        log: &LogId,
+        theirs: &str,
+        their_side: Option<(u64, ForkSide)>,
+    ) -> Result<(ForkProof, bool)> {
         let v = NoteVerifier::new(&log.origin(), &log.author)?;
         let their_cp = v
             .verify_checkpoint(theirs)
             .map_err(|e| StoreError::Rejected(format!("log {log}: their checkpoint: {e}")))?;
         let ours = self.checkpoint(log)?;
-        let evidence = if their_cp.size <= ours.checkpoint.size {
-            let root = self.root_at(log, their_cp.size)?;
-            let proof = self
-                .prove_consistency(log, their_cp.size, ours.checkpoint.size)?
-                .path;
-            Some((root, proof))
-        } else {
-            None
+        let (at, their_side) = match their_side {
+            Some((at, side)) => (at, Some(side)),
+            None if their_cp.size <= ours.checkpoint.size => (
+                their_cp.size,
+                Some(ForkSide {
+                    root: their_cp.root,
+                    proof: Vec::new(),
+                }),
+            ),
+            None => (ours.checkpoint.size, None),
+        };
+        if at > ours.checkpoint.size {
+            return Err(StoreError::Rejected(format!(
+                "log {log}: no fork evidence at size {at}, past ours"
+            )));
+        }
+        let our_side = ForkSide {
+            root: self.root_at(log, at)?,
+            proof: self.prove_consistency(log, at, ours.checkpoint.size)?.path,
         };
         let proof = ForkProof {
             log: *log,
             ours: ours.note,
             theirs: theirs.to_string(),
-            evidence,
+            at,
+            our_side,
+            their_side,
         };
+        let proven = proof.verify()?;
+        if !proven && (proof.their_side.is_some() || log.author != self.shared.author) {
+            return Err(StoreError::Rejected(format!(
+                "log {log}: their checkpoint does not prove a fork"
+            )));
+        }
         let new = crate::fork::save(&self.shared.dir, &proof)?;
         Ok((proof, new))
     }

@@ -171,6 +171,10 @@ pub enum Message {
         to: u64,
         /// Most events wanted.
         max_events: u32,
+        /// Also send the server's root at `from` and the proof from there
+        /// to the checkpoint (asked once per log when the requester already
+        /// holds events of it, to tell a fork from a lie).
+        want_base: bool,
     },
     /// Events `from..from + events.len()` and the consistency proof from
     /// `from + events.len()` to the requested checkpoint.
@@ -183,6 +187,9 @@ pub enum Message {
         events: Vec<Vec<u8>>,
         /// The proof.
         proof: Vec<Hash>,
+        /// When asked: the server's root at `from`, and the consistency
+        /// proof from `from` to the checkpoint.
+        base: Option<(Hash, Vec<Hash>)>,
     },
     /// The sender will request nothing more.
     SyncDone,
@@ -282,18 +289,21 @@ impl Message {
                 from,
                 to,
                 max_events,
+                want_base,
             } => {
                 out.push(tag::PAGE_REQUEST);
                 out.extend_from_slice(&log.to_bytes());
                 out.extend_from_slice(&from.to_be_bytes());
                 out.extend_from_slice(&to.to_be_bytes());
                 out.extend_from_slice(&max_events.to_be_bytes());
+                out.push(u8::from(*want_base));
             }
             Message::PageResponse {
                 log,
                 from,
                 events,
                 proof,
+                base,
             } => {
                 check("events", events.len(), MAX_EVENTS)?;
                 check("proof", proof.len(), MAX_PROOF)?;
@@ -309,6 +319,18 @@ impl Message {
                 out.push(proof.len() as u8);
                 for h in proof {
                     out.extend_from_slice(h);
+                }
+                match base {
+                    None => out.push(0),
+                    Some((root, p)) => {
+                        check("base proof", p.len(), MAX_PROOF)?;
+                        out.push(1);
+                        out.extend_from_slice(root);
+                        out.push(p.len() as u8);
+                        for h in p {
+                            out.extend_from_slice(h);
+                        }
+                    }
                 }
             }
             Message::SyncDone => out.push(tag::SYNC_DONE),
@@ -351,11 +373,7 @@ impl Message {
                 let version = r.u16()?;
                 let node_id = r.arr32()?;
                 let caps = r.u32()?;
-                let all_topics = match r.u8()? {
-                    0 => false,
-                    1 => true,
-                    _ => return Err(r.bad("all-topics flag is not 0 or 1")),
-                };
+                let all_topics = r.flag("all-topics flag")?;
                 let n = r.count16(MAX_TOPICS, 34, "topics")?;
                 let mut topics = Vec::with_capacity(n);
                 for _ in 0..n {
@@ -399,6 +417,7 @@ impl Message {
                 from: r.u64()?,
                 to: r.u64()?,
                 max_events: r.u32()?,
+                want_base: r.flag("want-base flag")?,
             },
             tag::PAGE_RESPONSE => {
                 let log = r.log()?;
@@ -412,19 +431,19 @@ impl Message {
                     }
                     events.push(r.take(len)?.to_vec());
                 }
-                let p = r.u8()? as usize;
-                if p > MAX_PROOF || p * 32 > r.left() {
-                    return Err(r.bad(format!("proof of {p} hashes")));
-                }
-                let mut proof = Vec::with_capacity(p);
-                for _ in 0..p {
-                    proof.push(r.arr32()?);
-                }
+                let proof = r.proof()?;
+                let base = if r.flag("base flag")? {
+                    let root = r.arr32()?;
+                    Some((root, r.proof()?))
+                } else {
+                    None
+                };
                 Message::PageResponse {
                     log,
                     from,
                     events,
                     proof,
+                    base,
                 }
             }
             tag::SYNC_DONE => Message::SyncDone,
@@ -494,6 +513,24 @@ impl<'a> Reader<'a> {
         let mut a = [0u8; 32];
         a.copy_from_slice(self.take(32)?);
         Ok(a)
+    }
+    fn flag(&mut self, what: &str) -> Result<bool, SyncError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(self.bad(format!("{what} is not 0 or 1"))),
+        }
+    }
+    fn proof(&mut self) -> Result<Vec<Hash>, SyncError> {
+        let p = self.u8()? as usize;
+        if p > MAX_PROOF || p * 32 > self.left() {
+            return Err(self.bad(format!("proof of {p} hashes")));
+        }
+        let mut proof = Vec::with_capacity(p);
+        for _ in 0..p {
+            proof.push(self.arr32()?);
+        }
+        Ok(proof)
     }
     fn log(&mut self) -> Result<LogId, SyncError> {
         let mut a = [0u8; 64];

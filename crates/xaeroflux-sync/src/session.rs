@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
-use xaeroflux_merkle::{Hash, NoteVerifier};
-use xaeroflux_store::{ImportPage, LogId, Store, StoreError, Topic, TopicId};
+use xaeroflux_merkle::{Hash, NoteVerifier, verify_consistency};
+use xaeroflux_store::{ForkSide, ImportPage, LogId, Store, StoreError, Topic, TopicId};
 
 use crate::SyncError;
 use crate::codec::Decoder;
@@ -40,8 +40,14 @@ pub trait SyncStore {
     /// Verifies and commits a page of another author's log.
     fn import(&self, page: ImportPage) -> Result<(), StoreError>;
     /// Keeps a fork proof: `theirs`, a checkpoint by the log's author that
-    /// disagrees with what the store holds.
-    fn record_fork(&self, log: &LogId, theirs: &str) -> Result<(), StoreError>;
+    /// disagrees with what the store holds, with the peer's tree at a size
+    /// when it sent it.
+    fn record_fork(
+        &self,
+        log: &LogId,
+        theirs: &str,
+        their_side: Option<(u64, ForkSide)>,
+    ) -> Result<(), StoreError>;
 }
 
 impl SyncStore for Store {
@@ -111,8 +117,13 @@ impl SyncStore for Store {
     fn import(&self, page: ImportPage) -> Result<(), StoreError> {
         Store::import(self, page).map(|_| ())
     }
-    fn record_fork(&self, log: &LogId, theirs: &str) -> Result<(), StoreError> {
-        Store::record_fork(self, log, theirs).map(|_| ())
+    fn record_fork(
+        &self,
+        log: &LogId,
+        theirs: &str,
+        their_side: Option<(u64, ForkSide)>,
+    ) -> Result<(), StoreError> {
+        Store::record_fork(self, log, theirs, their_side).map(|_| ())
     }
 }
 
@@ -194,6 +205,12 @@ struct Pull {
     /// A short page arrived while later requests were in flight: their
     /// answers no longer line up and are dropped until none is left.
     discarding: bool,
+    /// The store holds events of this log: the first request also asks for
+    /// the server's root at that size, to tell a fork from a lie; nothing
+    /// more is requested until it is answered.
+    probe: bool,
+    /// The checkpoint's root.
+    root: Hash,
 }
 
 /// One side of an XSP session.
@@ -398,13 +415,15 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
                 from,
                 to,
                 max_events,
-            } => self.serve(log, from, to, max_events),
+                want_base,
+            } => self.serve(log, from, to, max_events, want_base),
             Message::PageResponse {
                 log,
                 from,
                 events,
                 proof,
-            } => self.take_page(log, from, events, proof),
+                base,
+            } => self.take_page(log, from, events, proof, base),
             Message::SyncDone => {
                 if self.peer_diff.is_none() || self.peer_done {
                     return Err(SyncError::Protocol(
@@ -471,13 +490,13 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             // Nothing to pull; a checkpoint that disagrees with what is held
             // (both signed by the author) is a fork.
             if cp.size > 0 && self.store.root_at(&log, cp.size)? != cp.root {
-                self.fork(log, &entry.note)?;
+                self.fork(log, &entry.note, None)?;
             }
             return Ok(());
         }
         if log.author == self.store.author() {
             // Someone holds a longer version of this store's own log.
-            self.fork(log, &entry.note)?;
+            self.fork(log, &entry.note, None)?;
             return Ok(());
         }
         if self.pulls.iter().any(|p| p.log == log) {
@@ -491,13 +510,20 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             requested_to: held,
             moved: false,
             discarding: false,
+            probe: held > 0,
+            root: cp.root,
         });
         Ok(())
     }
 
     /// Keeps the fork proof; the log is not extended from this peer.
-    fn fork(&mut self, log: LogId, theirs: &str) -> Result<(), SyncError> {
-        match self.store.record_fork(&log, theirs) {
+    fn fork(
+        &mut self,
+        log: LogId,
+        theirs: &str,
+        their_side: Option<(u64, ForkSide)>,
+    ) -> Result<(), SyncError> {
+        match self.store.record_fork(&log, theirs, their_side) {
             // Held events with no checkpoint of our own reached yet (an
             // interrupted pull): the disagreement is noted, not provable.
             Ok(()) | Err(StoreError::NoCheckpoint(_)) => {}
@@ -537,10 +563,13 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             let Some(p) = self.pulls.get_mut(i) else {
                 break;
             };
-            if p.requested_to >= p.to {
+            // Until the probe is answered, one request per log.
+            let probing = p.probe && p.requested_to > p.next;
+            if p.requested_to >= p.to || probing {
                 i += 1;
                 continue;
             }
+            let want_base = p.probe;
             let from = p.requested_to;
             let n = (p.to - from).min(per as u64);
             p.requested_to = from + n;
@@ -551,12 +580,20 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
                 from,
                 to,
                 max_events: n as u32,
+                want_base,
             })?;
         }
         Ok(())
     }
 
-    fn serve(&mut self, log: LogId, from: u64, to: u64, max: u32) -> Result<(), SyncError> {
+    fn serve(
+        &mut self,
+        log: LogId,
+        from: u64,
+        to: u64,
+        max: u32,
+        want_base: bool,
+    ) -> Result<(), SyncError> {
         let Some(diff) = self.peer_diff.as_ref() else {
             return Err(SyncError::Protocol("PAGE_REQUEST before DIFF".into()));
         };
@@ -578,6 +615,14 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             .read_events(&log, from, end, self.config.page_bytes)?;
         let new_size = from + events.len() as u64;
         let proof = self.store.prove_consistency(&log, new_size, to)?;
+        let base = if want_base {
+            Some((
+                self.store.root_at(&log, from)?,
+                self.store.prove_consistency(&log, from, to)?,
+            ))
+        } else {
+            None
+        };
         self.outcome.events_out += events.len() as u64;
         self.outcome.pages_out += 1;
         self.send(&Message::PageResponse {
@@ -585,6 +630,7 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             from,
             events,
             proof,
+            base,
         })
     }
 
@@ -594,6 +640,7 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
         from: u64,
         events: Vec<Vec<u8>>,
         proof: Vec<Hash>,
+        base: Option<(Hash, Vec<Hash>)>,
     ) -> Result<(), SyncError> {
         match self.in_flight.pop_front() {
             Some((l, f)) if l == log && f == from => {}
@@ -620,6 +667,33 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             let p = &self.pulls[idx];
             (p.next, p.to, p.note.clone())
         };
+        if self.pulls[idx].probe {
+            let Some((root, base_proof)) = base else {
+                return Err(SyncError::Rejected(format!(
+                    "log {log}: the peer did not send its root at {from}"
+                )));
+            };
+            let cp_root = self.pulls[idx].root;
+            verify_consistency(from, to, &root, &cp_root, &base_proof).map_err(|e| {
+                SyncError::Rejected(format!(
+                    "log {log}: the peer's proof from {from} to its checkpoint: {e}"
+                ))
+            })?;
+            if root != self.store.root_at(&log, from)? {
+                // Their author-signed tree disagrees with ours at `from`.
+                let side = ForkSide {
+                    root,
+                    proof: base_proof,
+                };
+                self.fork(log, &note, Some((from, side)))?;
+                let p = &mut self.pulls[idx];
+                p.next = p.to;
+                p.requested_to = p.to;
+                self.request_more()?;
+                return self.maybe_finish();
+            }
+            self.pulls[idx].probe = false;
+        }
         if from != next {
             return Err(SyncError::Protocol(format!(
                 "PAGE_RESPONSE for {log} at {from}, expected {next}"

@@ -55,27 +55,38 @@ fn message() -> impl Strategy<Value = Message> {
                     .collect(),
             }
         }),
-        (log(), any::<u64>(), any::<u64>(), any::<u32>()).prop_map(
-            |(log, from, to, max_events)| {
-                Message::PageRequest {
+        (
+            log(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u32>(),
+            any::<bool>()
+        )
+            .prop_map(
+                |(log, from, to, max_events, want_base)| Message::PageRequest {
                     log,
                     from,
                     to,
                     max_events,
+                    want_base,
                 }
-            }
-        ),
+            ),
         (
             log(),
             any::<u64>(),
             prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 0..6),
-            prop::collection::vec(any::<[u8; 32]>(), 0..8)
+            prop::collection::vec(any::<[u8; 32]>(), 0..8),
+            prop::option::of((
+                any::<[u8; 32]>(),
+                prop::collection::vec(any::<[u8; 32]>(), 0..8)
+            ))
         )
-            .prop_map(|(log, from, events, proof)| Message::PageResponse {
+            .prop_map(|(log, from, events, proof, base)| Message::PageResponse {
                 log,
                 from,
                 events,
-                proof
+                proof,
+                base
             }),
         Just(Message::SyncDone),
         (log(), ".{0,60}").prop_map(|(log, note)| Message::Checkpoint { log, note }),

@@ -160,7 +160,10 @@ fn one_new_event_moves_with_a_logarithmic_number_of_bytes() {
     let hello = frame + 4 + 2 + 32 + 4 + 1 + 2 + 3 * (32 + 2 + 2);
     let per_log_peak = 32 + 8 + 2 + 320;
     let peaks = 3 * (frame + 32 + 4) + 3 * per_log_peak;
-    let page = frame + 64 + 8 + 4 + (4 + 24 + 100) + 1 + 2 * 13 * 32;
+    // The page also carries the server's root at B's size and the proof
+    // from there (B held events of the log, so it asks, to tell a fork
+    // from a lie).
+    let page = frame + 64 + 8 + 4 + (4 + 24 + 100) + 1 + 2 * 13 * 32 + (1 + 32 + 1 + 2 * 13 * 32);
     let bound = (hello + peaks + (frame + 4) + frame + page) as u64;
     assert!(
         rb.bytes_in <= bound,
@@ -348,8 +351,13 @@ impl SyncStore for Evil<'_> {
     fn import(&self, page: ImportPage) -> Result<(), StoreError> {
         SyncStore::import(self.inner, page)
     }
-    fn record_fork(&self, log: &LogId, theirs: &str) -> Result<(), StoreError> {
-        SyncStore::record_fork(self.inner, log, theirs)
+    fn record_fork(
+        &self,
+        log: &LogId,
+        theirs: &str,
+        their_side: Option<(u64, xaeroflux_store::ForkSide)>,
+    ) -> Result<(), StoreError> {
+        SyncStore::record_fork(self.inner, log, theirs, their_side)
     }
 }
 
@@ -535,13 +543,28 @@ fn a_forked_log_is_refused_and_its_proof_kept() {
     // Seeing it again keeps one proof.
     let _ = sync_pair(&a2, &c, SessionConfig::default(), SessionConfig::default());
     assert_eq!(c.forks().unwrap().len(), 1);
+    // The twin's history grows past C's copy: its root at C's size tells
+    // the fork from a lie, and nothing of it is imported.
+    append(&a2, "t", 10, 2);
+    let (_, rc) = sync_pair(&a2, &c, SessionConfig::default(), SessionConfig::default());
+    let rc = rc.unwrap();
+    assert_eq!((rc.forks.clone(), rc.events_in), (vec![log], 0));
+    assert_eq!(snapshot(&c), before);
+    let forks = c.forks().unwrap();
+    assert_eq!(forks.len(), 2);
+    assert!(forks.iter().all(|f| f.verify().unwrap()));
+    assert!(forks.iter().any(|f| f.at == 10));
+    // The honest author still extends C.
+    append(&a, "t", 3, 1);
+    let (_, rc) = sync_pair(&a, &c, SessionConfig::default(), SessionConfig::default());
+    assert_eq!(rc.unwrap().events_in, 3);
     // The author's own stores see each other's heads as forks of their own
     // log, and neither is extended.
     let (ra, ra2) = sync_pair(&a, &a2, SessionConfig::default(), SessionConfig::default());
     assert_eq!(ra.unwrap().forks, vec![log]);
     assert_eq!(ra2.unwrap().forks, vec![log]);
-    assert_eq!(a.log_size(&log).unwrap(), 10);
-    assert_eq!(a2.log_size(&log).unwrap(), 6);
+    assert_eq!(a.log_size(&log).unwrap(), 13);
+    assert_eq!(a2.log_size(&log).unwrap(), 16);
 }
 
 #[test]
