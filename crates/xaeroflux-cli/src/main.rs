@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
@@ -185,6 +186,9 @@ fn default_db() -> Result<PathBuf> {
         dirs::data_dir().ok_or_else(|| anyhow!("no per-user data directory; pass --db DIR"))?;
     Ok(base.join("xaeroflux"))
 }
+
+/// Sessions `xf serve` runs at once, at most.
+const MAX_SESSIONS: usize = 32;
 
 /// One line for a session's outcome.
 fn describe(r: &Result<sync::Outcome, sync::SyncError>) -> String {
@@ -534,8 +538,10 @@ fn run(cli: Cli) -> Result<()> {
             // This thread holds stdout: it prints what the sessions report,
             // while another accepts connections (one thread per session).
             let (tx, rx) = std::sync::mpsc::channel::<String>();
+            let active = AtomicUsize::new(0);
             std::thread::scope(|s| -> Result<()> {
                 let store = &store;
+                let active = &active;
                 s.spawn(move || {
                     for conn in listener.incoming() {
                         let conn = match conn {
@@ -549,6 +555,16 @@ fn run(cli: Cli) -> Result<()> {
                             .peer_addr()
                             .map(|a| a.to_string())
                             .unwrap_or_else(|_| "?".into());
+                        // Bounded: a flood of connections must not become a
+                        // flood of threads.
+                        if active.load(Ordering::Acquire) >= MAX_SESSIONS {
+                            let _ = tx.send(format!(
+                                "session {peer}: refused: {MAX_SESSIONS} sessions already running"
+                            ));
+                            drop(conn);
+                            continue;
+                        }
+                        active.fetch_add(1, Ordering::AcqRel);
                         let tx = tx.clone();
                         s.spawn(move || {
                             let r = sync::driver::run_tcp(
@@ -558,6 +574,7 @@ fn run(cli: Cli) -> Result<()> {
                                 std::time::Duration::from_secs(30),
                             );
                             let _ = tx.send(format!("session {peer}: {}", describe(&r)));
+                            active.fetch_sub(1, Ordering::AcqRel);
                         });
                     }
                 });
