@@ -281,7 +281,7 @@ pub(crate) fn check(path: &Path, scope: Scope) -> Result<()> {
         (Some(a), Some(b)) => Some(if b.2 > a.2 { b } else { a }),
         (a, b) => a.or(b),
     };
-    let Some((psize, last, _, free, main)) = best else {
+    let Some((psize, last, txnid, free, main)) = best else {
         return Err(corrupt(path, 0, "no valid LMDB meta page"));
     };
     if !psize.is_power_of_two() || !(512..=65536).contains(&psize) {
@@ -313,10 +313,22 @@ pub(crate) fn check(path: &Path, scope: Scope) -> Result<()> {
     let free = db_record(&free).ok_or_else(|| bad_meta("short freelist record"))?;
     let main = db_record(&main).ok_or_else(|| bad_meta("short main record"))?;
     // The freelist: records of page numbers, each an IDL [count, pgno...].
+    // Its keys are the transactions that freed the pages: ascending, and
+    // none after the meta page's own (LMDB's writer asserts on both).
+    let mut prev_key = 0u64;
     w.walk(&free, &mut |w, pgno, _, key, idl| {
         if key.len() != 8 {
             return Err(w.bad(pgno, 0, "freelist key is not a transaction id"));
         }
+        let k = le64(key, 0).unwrap_or(0);
+        if k == 0 || k > txnid || k <= prev_key {
+            return Err(w.bad(
+                pgno,
+                0,
+                "freelist key is not a transaction id before the meta page's, in order",
+            ));
+        }
+        prev_key = k;
         if idl.len() < 8 || idl.len() % 8 != 0 || le64(idl, 0) != Some(idl.len() as u64 / 8 - 1) {
             return Err(w.bad(pgno, 0, "freelist record count does not match its size"));
         }
@@ -396,9 +408,20 @@ mod tests {
         let ptr = u16::from_le_bytes([b[base + 16], b[base + 17]]) as usize;
         let ksize = u16::from_le_bytes([b[base + ptr + 6], b[base + ptr + 7]]) as usize;
         let count_at = base + ptr + 8 + ksize;
+        let sound = b.clone();
         b[count_at + 3] ^= 0x7f; // a count of millions
         std::fs::write(&path, &b).unwrap();
         check(&path, Scope::Meta).unwrap();
+        assert!(matches!(
+            check(&path, Scope::Freelist),
+            Err(StoreError::Corrupt { .. })
+        ));
+        // A freelist key (the transaction that freed the pages) from the
+        // future: LMDB's writer asserts and aborts on it.
+        let mut b = sound;
+        assert_eq!(ksize, 8);
+        b[base + ptr + 8 + 6] ^= 0x10;
+        std::fs::write(&path, &b).unwrap();
         assert!(matches!(
             check(&path, Scope::Freelist),
             Err(StoreError::Corrupt { .. })
