@@ -60,6 +60,10 @@ pub struct TopicEntry {
     pub id: TopicId,
     /// Name (empty when the sender does not know it).
     pub name: String,
+    /// SHA-256 over the `PEAKS` entries the sender would send for this
+    /// topic (zeros when it has none): equal digests on both sides mean
+    /// nothing to exchange, and the `PEAKS` is sent empty.
+    pub digest: Hash,
 }
 
 /// One log in a `PEAKS`: its author, size and latest checkpoint.
@@ -260,6 +264,7 @@ impl Message {
                     check("topic name", t.name.len(), MAX_TOPIC_NAME)?;
                     out.extend_from_slice(&t.id.0);
                     put_str16(out, &t.name);
+                    out.extend_from_slice(&t.digest);
                 }
             }
             Message::Peaks { topic, logs } => {
@@ -374,12 +379,13 @@ impl Message {
                 let node_id = r.arr32()?;
                 let caps = r.u32()?;
                 let all_topics = r.flag("all-topics flag")?;
-                let n = r.count16(MAX_TOPICS, 34, "topics")?;
+                let n = r.count16(MAX_TOPICS, 66, "topics")?;
                 let mut topics = Vec::with_capacity(n);
                 for _ in 0..n {
                     let id = TopicId(r.arr32()?);
                     let name = r.str16(MAX_TOPIC_NAME, "topic name")?;
-                    topics.push(TopicEntry { id, name });
+                    let digest = r.arr32()?;
+                    topics.push(TopicEntry { id, name, digest });
                 }
                 Message::Hello {
                     version,

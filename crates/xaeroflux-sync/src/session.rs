@@ -62,7 +62,11 @@ impl SyncStore for Store {
         }
         Ok(seen
             .into_iter()
-            .map(|(id, name)| TopicEntry { id, name })
+            .map(|(id, name)| TopicEntry {
+                id,
+                name,
+                digest: [0; 32],
+            })
             .collect())
     }
     fn peaks(&self, topic: &TopicId) -> Result<Vec<PeakEntry>, StoreError> {
@@ -225,6 +229,10 @@ pub struct Session<'s, S: SyncStore + ?Sized> {
     names: HashMap<TopicId, String>,
     peaks_seen: HashSet<TopicId>,
     peer_hello: bool,
+    /// This side's PEAKS entries per topic, computed once.
+    my_peaks: HashMap<TopicId, Vec<PeakEntry>>,
+    /// The peer's digest per topic, from its HELLO.
+    peer_digests: HashMap<TopicId, Hash>,
     peer_diff: Option<HashMap<LogId, (u64, u64)>>,
     /// What this side pulls, in order.
     pulls: VecDeque<Pull>,
@@ -248,6 +256,8 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             names: HashMap::new(),
             peaks_seen: HashSet::new(),
             peer_hello: false,
+            my_peaks: HashMap::new(),
+            peer_digests: HashMap::new(),
             peer_diff: None,
             pulls: VecDeque::new(),
             in_flight: VecDeque::new(),
@@ -256,7 +266,10 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             outcome: Outcome::default(),
         };
         let all = s.config.topics.is_empty();
-        let topics = s.my_topics()?;
+        let mut topics = s.my_topics()?;
+        for t in &mut topics {
+            t.digest = digest(&s.peaks_of(&t.id)?);
+        }
         s.send(&Message::Hello {
             version: VERSION,
             node_id: s.store.author(),
@@ -265,6 +278,16 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             topics,
         })?;
         Ok(s)
+    }
+
+    /// This side's PEAKS entries for a topic (computed once per session).
+    fn peaks_of(&mut self, topic: &TopicId) -> Result<Vec<PeakEntry>, SyncError> {
+        if let Some(p) = self.my_peaks.get(topic) {
+            return Ok(p.clone());
+        }
+        let p = self.store.peaks(topic)?;
+        self.my_peaks.insert(*topic, p.clone());
+        Ok(p)
     }
 
     /// The topics this side lists in its `HELLO`: those configured, or
@@ -280,6 +303,7 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             .map(|t| TopicEntry {
                 id: t.id(),
                 name: t.name().to_string(),
+                digest: [0; 32],
             })
             .collect())
     }
@@ -375,7 +399,12 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
                 self.agree_topics(all_topics, topics)?;
                 self.phase = Phase::Peaks;
                 for topic in self.shared.clone() {
-                    let logs = self.store.peaks(&topic)?;
+                    let mut logs = self.peaks_of(&topic)?;
+                    let mine = digest(&logs);
+                    if mine != [0; 32] && self.peer_digests.get(&topic) == Some(&mine) {
+                        // Both hold the same heads: nothing to tell.
+                        logs.clear();
+                    }
                     self.send(&Message::Peaks { topic, logs })?;
                 }
                 self.maybe_diff()
@@ -443,6 +472,9 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
     fn agree_topics(&mut self, peer_all: bool, peer: Vec<TopicEntry>) -> Result<(), SyncError> {
         let mine_all = self.config.topics.is_empty();
         let mine = self.my_topics()?;
+        for t in &peer {
+            self.peer_digests.insert(t.id, t.digest);
+        }
         for t in mine.iter().chain(peer.iter()) {
             if !t.name.is_empty() && Topic::id_of(&t.name) == t.id {
                 self.names.entry(t.id).or_insert_with(|| t.name.clone());
@@ -764,6 +796,25 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
         }
         Ok(())
     }
+}
+
+/// SHA-256 over a topic's PEAKS entries in author order (zeros for none).
+/// Notes are deterministic (Ed25519), so replicas holding the same heads
+/// compute the same digest.
+fn digest(entries: &[PeakEntry]) -> Hash {
+    if entries.is_empty() {
+        return [0; 32];
+    }
+    let mut sorted: Vec<&PeakEntry> = entries.iter().collect();
+    sorted.sort_by_key(|e| e.author);
+    let mut bytes = Vec::new();
+    for e in sorted {
+        bytes.extend_from_slice(&e.author);
+        bytes.extend_from_slice(&e.size.to_be_bytes());
+        bytes.extend_from_slice(&(e.note.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(e.note.as_bytes());
+    }
+    xaeroflux_merkle::sha256(&[b"xaeroflux xsp topic digest v1", &bytes])
 }
 
 fn hex(b: &[u8]) -> String {

@@ -21,7 +21,7 @@ fn message() -> impl Strategy<Value = Message> {
             any::<[u8; 32]>(),
             any::<u32>(),
             any::<bool>(),
-            prop::collection::vec((any::<[u8; 32]>(), "[a-z/]{0,20}"), 0..5)
+            prop::collection::vec((any::<[u8; 32]>(), "[a-z/]{0,20}", any::<[u8; 32]>()), 0..5)
         )
             .prop_map(|(version, node_id, caps, all_topics, t)| Message::Hello {
                 version,
@@ -30,9 +30,10 @@ fn message() -> impl Strategy<Value = Message> {
                 all_topics,
                 topics: t
                     .into_iter()
-                    .map(|(id, name)| TopicEntry {
+                    .map(|(id, name, digest)| TopicEntry {
                         id: TopicId(id),
-                        name
+                        name,
+                        digest
                     })
                     .collect(),
             }),

@@ -152,25 +152,24 @@ fn one_new_event_moves_with_a_logarithmic_number_of_bytes() {
     assert_eq!((rb.events_in, rb.pages_in, rb.logs_in), (1, 1, 1));
     assert_eq!(ra.pages_out, 1);
     assert_eq!(b.mmr_root(&ev.log).unwrap(), a.mmr_root(&ev.log).unwrap());
-    // What B received: A's HELLO, one PEAKS per topic with one checkpoint
-    // per log (a fixed cost per log, whatever its size), an empty DIFF,
-    // SYNC_DONE, and one page: the event plus a proof of at most
-    // 2 log2(n) hashes (here 0: the page reaches the checkpoint).
+    // What B received: A's HELLO (a digest of its heads per topic), one
+    // PEAKS per topic, listing checkpoints only where the digests differ
+    // (the changed topic, whose one log changed), an empty DIFF,
+    // SYNC_DONE, and one page: the event, a proof of at most 2 log2(n)
+    // hashes, and (B held events of the log) the server's root at B's size
+    // with the proof from there. Nothing for the logs that did not change.
     let frame = 4 + 1;
-    let hello = frame + 4 + 2 + 32 + 4 + 1 + 2 + 3 * (32 + 2 + 2);
+    let hello = frame + 4 + 2 + 32 + 4 + 1 + 2 + 3 * (32 + 2 + 2 + 32);
     let per_log_peak = 32 + 8 + 2 + 320;
-    let peaks = 3 * (frame + 32 + 4) + 3 * per_log_peak;
-    // The page also carries the server's root at B's size and the proof
-    // from there (B held events of the log, so it asks, to tell a fork
-    // from a lie).
-    let page = frame + 64 + 8 + 4 + (4 + 24 + 100) + 1 + 2 * 13 * 32 + (1 + 32 + 1 + 2 * 13 * 32);
+    let peaks = 3 * (frame + 32 + 4) + per_log_peak;
+    let proof = 2 * 13 * 32;
+    let page = frame + 64 + 8 + 4 + (4 + 24 + 100) + 1 + proof + (1 + 32 + 1 + proof);
     let bound = (hello + peaks + (frame + 4) + frame + page) as u64;
     assert!(
         rb.bytes_in <= bound,
         "{} bytes in, bound {bound}",
         rb.bytes_in
     );
-    // Nothing of the logs that did not change beyond their PEAKS entry.
     assert_eq!(ra.events_in, 0);
 }
 
