@@ -769,12 +769,7 @@ impl Writer {
         let ts = now.max(st.last_ts);
         let seq = st.size;
         st.class = st.class.min(ev.kind);
-        let open = st
-            .open
-            .as_mut()
-            .ok_or_else(|| StoreError::UnknownLog(id.to_string()))?;
-        let off = PAGE_HEADER_LEN + open.used as usize;
-        let (head, rest) = open.buf[off..off + rec_len].split_at_mut(RECORD_HEADER_LEN);
+        let (head, rest) = slot(st, &id, rec_len)?;
         encode_event_into(rest, seq, ts, ev.kind, ev.flags, &ev.payload);
         write_record_header(head, rest);
         let leaf = hash_leaf(rest);
@@ -791,12 +786,7 @@ impl Writer {
         let rec_len = RECORD_HEADER_LEN + bytes.len();
         let st = self.room_for(id, rec_len, job)?;
         st.class = st.class.min(kind);
-        let open = st
-            .open
-            .as_mut()
-            .ok_or_else(|| StoreError::UnknownLog(id.to_string()))?;
-        let off = PAGE_HEADER_LEN + open.used as usize;
-        let (head, rest) = open.buf[off..off + rec_len].split_at_mut(RECORD_HEADER_LEN);
+        let (head, rest) = slot(st, &id, rec_len)?;
         rest.copy_from_slice(bytes);
         write_record_header(head, rest);
         st.account(leaf, ts, rec_len, &mut job.chunks);
@@ -1224,6 +1214,21 @@ impl Writer {
         }
         Ok(n)
     }
+}
+
+/// The next record's slot on a log's open page (made roomy by
+/// `Writer::room_for`): its header and its body.
+fn slot<'a>(
+    st: &'a mut LogState,
+    id: &LogId,
+    rec_len: usize,
+) -> Result<(&'a mut [u8], &'a mut [u8])> {
+    let open = st
+        .open
+        .as_mut()
+        .ok_or_else(|| StoreError::UnknownLog(id.to_string()))?;
+    let off = PAGE_HEADER_LEN + open.used as usize;
+    Ok(open.buf[off..off + rec_len].split_at_mut(RECORD_HEADER_LEN))
 }
 
 fn request_events(r: &Request) -> usize {
