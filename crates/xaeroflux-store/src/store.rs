@@ -937,6 +937,25 @@ impl Store {
         Ok(out)
     }
 
+    /// The logs of one topic (every author's), with their sizes and roots.
+    pub fn topic_logs(&self, topic: &TopicId) -> Result<Vec<LogInfo>> {
+        let txn = self.txn()?;
+        let index = &self.shared.index;
+        let name = index.topic_name(&txn, topic)?;
+        let mut out = Vec::new();
+        for log_no in index.topic_logs(&txn, topic)? {
+            let log = index.log_id(&txn, log_no)?;
+            let rec = self.record(&txn, &log)?;
+            out.push(LogInfo {
+                log,
+                topic_name: name.clone(),
+                size: rec.size,
+                root: root_at(&self.nodes(&txn, &log, &rec, rec.size), rec.size)?,
+            });
+        }
+        Ok(out)
+    }
+
     /// One log's size and root.
     pub fn log_info(&self, log: &LogId) -> Result<LogInfo> {
         let txn = self.txn()?;

@@ -71,8 +71,8 @@ impl SyncStore for Store {
     }
     fn peaks(&self, topic: &TopicId) -> Result<Vec<PeakEntry>, StoreError> {
         let mut out = Vec::new();
-        for info in self.logs()? {
-            if info.log.topic != *topic || info.size == 0 {
+        for info in self.topic_logs(topic)? {
+            if info.size == 0 {
                 continue;
             }
             match self.checkpoint(&info.log) {
