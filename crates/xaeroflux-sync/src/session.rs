@@ -233,6 +233,8 @@ pub struct Session<'s, S: SyncStore + ?Sized> {
     my_peaks: HashMap<TopicId, Vec<PeakEntry>>,
     /// The peer's digest per topic, from its HELLO.
     peer_digests: HashMap<TopicId, Hash>,
+    /// The checkpoint size this side announced per log: all it serves.
+    announced: HashMap<LogId, u64>,
     peer_diff: Option<HashMap<LogId, (u64, u64)>>,
     /// What this side pulls, in order.
     pulls: VecDeque<Pull>,
@@ -258,6 +260,7 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             peer_hello: false,
             my_peaks: HashMap::new(),
             peer_digests: HashMap::new(),
+            announced: HashMap::new(),
             peer_diff: None,
             pulls: VecDeque::new(),
             in_flight: VecDeque::new(),
@@ -404,6 +407,13 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
                     if mine != [0; 32] && self.peer_digests.get(&topic) == Some(&mine) {
                         // Both hold the same heads: nothing to tell.
                         logs.clear();
+                    }
+                    for e in &logs {
+                        let log = LogId {
+                            author: e.author,
+                            topic,
+                        };
+                        self.announced.insert(log, e.size);
                     }
                     self.send(&Message::Peaks { topic, logs })?;
                 }
@@ -632,11 +642,12 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
         if self.peer_done {
             return Err(SyncError::Protocol("PAGE_REQUEST after SYNC_DONE".into()));
         }
+        let announced = self.announced.get(&log) == Some(&to);
         match diff.get(&log) {
-            Some(&(lo, hi)) if from >= lo && from <= to && to == hi => {}
+            Some(&(lo, hi)) if announced && from >= lo && from <= to && to == hi => {}
             _ => {
                 return Err(SyncError::Protocol(format!(
-                    "PAGE_REQUEST for {log} {from}..{to} outside the peer's DIFF"
+                    "PAGE_REQUEST for {log} {from}..{to} outside the peer's DIFF or what was announced"
                 )));
             }
         }

@@ -504,6 +504,44 @@ fn broken_streams_are_refused_with_a_reason() {
         against_raw(&b, &v2, true),
         Err(SyncError::Version(2))
     ));
+    // A requester asking for more than was announced.
+    let t = Topic::new("t").unwrap();
+    let blog = b.own_log(&t);
+    let mut script = Vec::new();
+    for m in [
+        xaeroflux_sync::Message::Hello {
+            version: 1,
+            node_id: [7; 32],
+            caps: 1,
+            all_topics: true,
+            topics: vec![],
+        },
+        xaeroflux_sync::Message::Peaks {
+            topic: t.id(),
+            logs: vec![],
+        },
+        xaeroflux_sync::Message::Diff {
+            wants: vec![xaeroflux_sync::codec::DiffEntry {
+                log: blog,
+                from: 0,
+                to: 1000,
+            }],
+        },
+        xaeroflux_sync::Message::PageRequest {
+            log: blog,
+            from: 0,
+            to: 1000,
+            max_events: 10,
+            want_base: false,
+        },
+    ] {
+        m.encode(&mut script).unwrap();
+    }
+    let r = against_raw(&b, &script, false);
+    assert!(
+        matches!(&r, Err(SyncError::Protocol(why)) if why.contains("announced")),
+        "{r:?}"
+    );
     assert_eq!(snapshot(&b), before);
 }
 
