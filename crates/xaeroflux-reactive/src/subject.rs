@@ -98,7 +98,9 @@ impl<T: Clone + Prioritized + Send + 'static> Source<T> for SubjectInner<T> {
     fn attach(self: Arc<Self>, observer: Arc<dyn Observer<T>>) -> SubscriptionGuard {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         {
-            let _g = lock(&self.delivering);
+            // From the dispatch thread itself (an observer subscribing
+            // another), the lock is already held by this thread.
+            let _g = (!self.on_dispatcher()).then(|| lock(&self.delivering));
             if self.completed.load(Ordering::Acquire) {
                 drop(_g);
                 observer.on_complete();

@@ -336,3 +336,39 @@ fn a_closed_subject_completes_late_subscribers_and_ignores_publishes() {
     assert_eq!(publisher.stats().published, 0);
     assert_eq!(l.close().processed, 0);
 }
+
+#[test]
+fn an_observer_may_subscribe_and_unsubscribe_from_the_dispatch_thread() {
+    let (subject, observable) = Subject::<u64>::new();
+    let (late, seen) = recorder::<u64>("late", 64);
+    let late = Arc::new(late);
+    let guards: Arc<Mutex<Vec<xaeroflux_reactive::SubscriptionGuard>>> = Arc::default();
+    let (o2, l2, g2) = (observable.clone(), late.clone(), guards.clone());
+    // On the first event, subscribe `late` from inside the dispatch loop;
+    // on the third, drop that subscription from inside it too.
+    let _trigger = observable.subscribe_fn(move |v| {
+        if v == 1 {
+            g2.lock().unwrap().push(o2.subscribe(&l2));
+        }
+        if v == 3 {
+            g2.lock().unwrap().clear();
+        }
+    });
+    // One event per batch: wait for each to be handled before the next.
+    subject.on_next(1);
+    let deadline = std::time::Instant::now() + WAIT;
+    while guards.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "never subscribed");
+        std::thread::yield_now();
+    }
+    subject.on_next(2);
+    assert!(late.wait_until(|s| s.processed == 1, WAIT));
+    subject.on_next(3);
+    // Unsubscribed on the dispatch thread: the batch in flight (3) still
+    // reaches it, nothing after.
+    assert!(late.wait_until(|s| s.processed == 2, WAIT));
+    subject.on_next(4);
+    subject.close();
+    assert_eq!(*seen.lock().unwrap(), [2, 3]);
+    assert_eq!(late.stats().processed, 2);
+}
