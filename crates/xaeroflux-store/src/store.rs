@@ -1119,9 +1119,16 @@ impl Store {
 
     /// Iterates one log from `from_seq` on, as of now.
     pub fn iter_log(&self, log: &LogId, from_seq: u64) -> Result<LogIter<'_>> {
+        self.iter_log_range(log, from_seq, u64::MAX)
+    }
+
+    /// Iterates one log from `from_seq` on, looking up only the pages that
+    /// hold events before `end` (the last may hold a few more): for reading
+    /// a slice of a long log without listing all its later pages.
+    pub fn iter_log_range(&self, log: &LogId, from_seq: u64, end: u64) -> Result<LogIter<'_>> {
         let txn = self.txn()?;
         let rec = self.record(&txn, log)?;
-        self.log_iter(&txn, log, &rec, from_seq)
+        log_iter_in(&self.shared, &txn, log, &rec, from_seq, end)
     }
 
     fn log_iter(

@@ -104,7 +104,7 @@ impl SyncStore for Store {
     ) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut out = Vec::new();
         let mut bytes = 0;
-        for ev in self.iter_log(log, from)? {
+        for ev in self.iter_log_range(log, from, to)? {
             let ev = ev?;
             if ev.seq() >= to || (bytes >= max_bytes && !out.is_empty()) {
                 break;
