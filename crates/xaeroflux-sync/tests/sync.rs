@@ -77,25 +77,56 @@ fn two_stores_converge_and_a_third_gets_both_through_one() {
         store(dirs[1].path()),
         store(dirs[2].path()),
     );
-    // Sizes include powers of two, one event, and a topic only one side has.
-    append(&a, "t1", 64, 1);
-    append(&a, "t2", 1000, 2);
-    append(&a, "t3", 1, 3);
-    append(&b, "t1", 128, 4);
-    append(&b, "t2", 33, 5);
+    // Random sizes per store and topic (0: the store has no log there),
+    // with a power of two and a single event forced in.
+    let seed = std::env::var("XF_TEST_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64 | 1)
+                .unwrap_or(1)
+        });
+    eprintln!("seed {seed} (set XF_TEST_SEED to repeat)");
+    let mut x = seed;
+    let mut rng = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let mut sizes = [[0u64; 3]; 2];
+    for side in &mut sizes {
+        for size in side.iter_mut() {
+            *size = match rng(4) {
+                0 => 0,
+                _ => rng(700),
+            };
+        }
+    }
+    sizes[0][0] = 1 << (5 + rng(4)); // 32 to 256
+    sizes[1][1] = 1;
+    for (store, side) in [(&a, sizes[0]), (&b, sizes[1])] {
+        for (t, n) in ["t1", "t2", "t3"].iter().zip(side) {
+            append(store, t, n, 1 + rng(200) as u8);
+        }
+    }
+    let (sum_a, sum_b) = (sizes[0].iter().sum::<u64>(), sizes[1].iter().sum::<u64>());
+    let logs = sizes.iter().flatten().filter(|n| **n > 0).count();
     let (ra, rb) = sync_pair(&a, &b, SessionConfig::default(), SessionConfig::default());
     let (ra, rb) = (ra.unwrap(), rb.unwrap());
-    assert_eq!(ra.events_in, 128 + 33);
-    assert_eq!(rb.events_in, 64 + 1000 + 1);
+    assert_eq!(ra.events_in, sum_b);
+    assert_eq!(rb.events_in, sum_a);
     assert_eq!(ra.events_out, rb.events_in);
     assert_eq!(heads(&a), heads(&b));
-    assert_eq!(heads(&a).len(), 5);
+    assert_eq!(heads(&a).len(), logs);
     for t in ["t1", "t2", "t3"] {
         assert_eq!(view(&a, t), view(&b, t), "topic {t}");
     }
     // C meets only B, and gets A's logs from it.
     let (_, rc) = sync_pair(&b, &c, SessionConfig::default(), SessionConfig::default());
-    assert_eq!(rc.unwrap().events_in, 64 + 1000 + 1 + 128 + 33);
+    assert_eq!(rc.unwrap().events_in, sum_a + sum_b);
     assert_eq!(heads(&c), heads(&a));
     assert!(c.verify().unwrap().is_ok());
     // A second session moves nothing.
