@@ -9,7 +9,7 @@
 //! ```
 //! use xaeroflux::{Core, Topic, verify_consistency, verify_inclusion};
 //!
-//! # fn main() -> Result<(), xaeroflux::StoreError> {
+//! # fn main() -> Result<(), xaeroflux::Error> {
 //! # let dir = tempfile::tempdir().unwrap();
 //! let core = Core::builder()
 //!     .with_page_size(16 * 1024)
@@ -41,7 +41,7 @@
 //! use std::time::Duration;
 //! use xaeroflux::{Core, Event, EventListener, Filter, Since, Topic};
 //!
-//! # fn main() -> Result<(), xaeroflux::StoreError> {
+//! # fn main() -> Result<(), xaeroflux::Error> {
 //! # let dir = tempfile::tempdir().unwrap();
 //! let core = Core::builder().open(dir.path())?;
 //! let chat = Topic::new("chat")?;
@@ -67,11 +67,20 @@
 
 use std::ops::Deref;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use xaeroflux_net::Net;
 
 pub use xaeroflux_merkle as merkle;
 pub use xaeroflux_merkle::{
     Checkpoint, Hash, MerkleError, NoteVerifier, SignedCheckpoint, verify_consistency,
     verify_inclusion,
+};
+pub use xaeroflux_net as net;
+pub use xaeroflux_net::{
+    Backends, BlobHash, BlobRef, BlobSource, Direction, NetConfig, NetError, NetMode, Peer,
+    SYNC_TOPIC, SyncEvent,
 };
 pub use xaeroflux_reactive as reactive;
 pub use xaeroflux_reactive::{
@@ -86,18 +95,56 @@ pub use xaeroflux_store::{
 };
 pub use xaeroflux_sync as sync;
 
-/// The handle an application holds: the store, and (as they land) its
-/// streams and sync backends. It dereferences to [`Store`] for reading,
+/// Any error of the crates `Core` wires together.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The network layer refused or failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// A sync session failed.
+    #[error(transparent)]
+    Sync(#[from] sync::SyncError),
+}
+
+/// The handle an application holds: the store, and its sync backends when
+/// they were asked for. It dereferences to [`Store`] for reading,
 /// appending and proving.
+///
+/// ```
+/// use xaeroflux::{Core, NetMode, Topic};
+///
+/// # fn main() -> Result<(), xaeroflux::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let core = Core::builder()
+///     .with_sync_backends(&["iroh", "iroh-gossip", "iroh-blob"])?
+///     .with_network(NetMode::local_only()) // tests and LAN: 127.0.0.1, no relays
+///     .open(dir.path())?;
+/// println!("give peers this ticket: {}", core.node_ticket()?);
+/// let chat = Topic::new("chat")?;
+/// core.join(&chat, &[] as &[&str])?; // peers as tickets or ID@IP:PORT
+/// let (_receipt, blob) = core.append_blob(&chat, &b"a large payload"[..])?;
+/// assert_eq!(core.read_blob(&blob.hash)?.as_deref(), Some(&b"a large payload"[..]));
+/// assert!(Core::builder().with_sync_backends(&["carrier-pigeon"]).is_err());
+/// core.close()?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Core {
-    store: Store,
+    store: Arc<Store>,
+    net: Option<Net>,
 }
 
 /// Configures and opens a [`Core`].
 #[derive(Debug, Clone, Default)]
 pub struct CoreBuilder {
     options: StoreOptions,
+    backends: Backends,
+    mode: Option<NetMode>,
+    sync_interval: Option<Duration>,
 }
 
 impl CoreBuilder {
@@ -125,11 +172,45 @@ impl CoreBuilder {
         self
     }
 
-    /// Opens (or creates) the store in `dir`.
-    pub fn open(self, dir: impl AsRef<Path>) -> Result<Core, StoreError> {
-        Ok(Core {
-            store: Store::open(dir, self.options)?,
-        })
+    /// Runs these sync backends: `"iroh"` (an endpoint accepting XSP),
+    /// `"iroh-gossip"` (announcements of new checkpoints) and `"iroh-blob"`
+    /// (large payloads). Any other name is an error that lists the valid
+    /// ones.
+    pub fn with_sync_backends<S: AsRef<str>>(mut self, names: &[S]) -> Result<Self, Error> {
+        self.backends = Backends::parse(names)?;
+        Ok(self)
+    }
+
+    /// How the endpoint meets the network (default: [`NetMode::Default`],
+    /// relays and address lookup as iroh recommends).
+    pub fn with_network(mut self, mode: NetMode) -> Self {
+        self.mode = Some(mode);
+        self
+    }
+
+    /// How often to sync with known peers besides what gossip triggers
+    /// (default 30 s).
+    pub fn with_sync_interval(mut self, every: Duration) -> Self {
+        self.sync_interval = Some(every);
+        self
+    }
+
+    /// Opens (or creates) the store in `dir`, and starts the sync backends.
+    pub fn open(self, dir: impl AsRef<Path>) -> Result<Core, Error> {
+        let store = Arc::new(Store::open(dir, self.options)?);
+        let net = if self.backends.any() {
+            let mut config = NetConfig::new(self.backends);
+            if let Some(m) = self.mode {
+                config = config.with_mode(m);
+            }
+            if let Some(i) = self.sync_interval {
+                config = config.with_sync_interval(i);
+            }
+            Some(Net::start(store.clone(), config)?)
+        } else {
+            None
+        };
+        Ok(Core { store, net })
     }
 }
 
@@ -159,10 +240,82 @@ impl Core {
         &self.store
     }
 
-    /// Commits what is queued, syncs and closes. Dropping a `Core` does the
-    /// same, best effort.
-    pub fn close(self) -> Result<(), StoreError> {
-        self.store.close()
+    /// The network layer, when a sync backend runs.
+    pub fn net(&self) -> Option<&Net> {
+        self.net.as_ref()
+    }
+
+    fn need_net(&self) -> Result<&Net, Error> {
+        self.net.as_ref().ok_or_else(|| {
+            NetError::BackendMissing("open the core with_sync_backends(&[\"iroh\", ...])".into())
+                .into()
+        })
+    }
+
+    /// This node's address as an iroh ticket, for peers to dial.
+    pub fn node_ticket(&self) -> Result<String, Error> {
+        Ok(self.need_net()?.ticket())
+    }
+
+    /// This node's endpoint id, stable across restarts.
+    pub fn endpoint_id(&self) -> Result<String, Error> {
+        Ok(self.need_net()?.endpoint_id())
+    }
+
+    /// Joins `topic` with `peers` (iroh tickets, `ID@IP:PORT`, or endpoint
+    /// ids): from then on the topic's logs and the peers' converge in the
+    /// background. Sync events go to the [`SYNC_TOPIC`] topic as `System`
+    /// events.
+    pub fn join<S: AsRef<str>>(&self, topic: &Topic, peers: &[S]) -> Result<(), Error> {
+        let peers = peers
+            .iter()
+            .map(|p| p.as_ref().parse::<Peer>())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self.need_net()?.join(topic, &peers)?)
+    }
+
+    /// Stores a large payload in the blob store and appends an event that
+    /// references it (BLAKE3 hash and size); peers fetch it, verified.
+    pub fn append_blob<'a>(
+        &self,
+        topic: &Topic,
+        source: impl Into<BlobSource<'a>>,
+    ) -> Result<(Receipt, BlobRef), Error> {
+        Ok(self.need_net()?.append_blob(topic, source)?)
+    }
+
+    /// A blob's bytes once held whole (fetched and verified), else `None`.
+    pub fn read_blob(&self, hash: &BlobHash) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.need_net()?.read_blob(hash)?)
+    }
+
+    /// Waits, at most `timeout`, until a blob is held whole.
+    pub fn wait_for_blob(&self, hash: &BlobHash, timeout: Duration) -> Result<bool, Error> {
+        Ok(self.need_net()?.wait_for_blob(hash, timeout)?)
+    }
+
+    /// Stops the sync backends, commits what is queued, syncs and closes.
+    /// Dropping a `Core` does the same, best effort.
+    pub fn close(mut self) -> Result<(), Error> {
+        if let Some(net) = self.net.take() {
+            net.shutdown();
+        }
+        let store = self.store.clone();
+        drop(self);
+        match Arc::try_unwrap(store) {
+            Ok(store) => Ok(store.close()?),
+            // Someone still holds the store (a clone of the Arc handed
+            // out by the application); it closes when they let go.
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        if let Some(net) = self.net.take() {
+            net.shutdown();
+        }
     }
 }
 
