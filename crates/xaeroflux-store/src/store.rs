@@ -760,13 +760,21 @@ impl Store {
 
     /// Appends a page of another author's log, received from a peer, once it
     /// is verified: the checkpoint is signed by the log's author for this
-    /// log; the events start at the log's current size with consecutive
-    /// seqs and fit a page; and the consistency proof holds from the tree
-    /// with these events to the checkpoint's root. Otherwise it returns
+    /// log; the events start at or before the log's current size with
+    /// consecutive seqs and fit a page; and the consistency proof holds
+    /// from the tree with these events to the checkpoint's root. Events
+    /// the log already holds (another session imported them first) are
+    /// skipped: the rest must extend the held tree to the signed root.
+    /// Otherwise it returns
     /// [`StoreError::Rejected`] and nothing changes. The checkpoint is kept
     /// (the newest per log) once the log reaches its size, and subscribers
     /// see the events like local ones.
     pub fn import(&self, page: ImportPage) -> Result<LogHead> {
+        self.import_page(page).map(|(head, _)| head)
+    }
+
+    /// [`Store::import`], also returning how many events were new.
+    pub fn import_page(&self, page: ImportPage) -> Result<(LogHead, u64)> {
         let reject = |why: String| StoreError::Rejected(format!("log {}: {why}", page.log));
         let verifier = NoteVerifier::new(&page.log.origin(), &page.log.author)
             .map_err(|e| reject(format!("author key: {e}")))?;
@@ -800,7 +808,7 @@ impl Store {
             .first()
             .copied()
             .ok_or_else(|| StoreError::UnknownLog(log.to_string()))?;
-        Ok(LogHead { log, size, root })
+        Ok((LogHead { log, size, root }, c.events.len() as u64))
     }
 
     /// Keeps a fork proof for `log`: `theirs`, a checkpoint a peer

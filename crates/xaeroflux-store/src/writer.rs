@@ -797,7 +797,9 @@ impl Writer {
     /// Checks an imported page against the log as it is now, without
     /// changing anything: the size, each event's seq and size, and the
     /// proof from the tree with the page's leaves to the checkpoint.
-    fn check_import(&mut self, page: &VerifiedPage) -> Result<Vec<Hash>> {
+    /// Checks a page; returns how many of its first events the log holds
+    /// already, and the leaf hashes of the rest.
+    fn check_import(&mut self, page: &VerifiedPage) -> Result<(usize, Vec<Hash>)> {
         let log = page.log;
         let bad = |why: String| StoreError::Rejected(format!("log {log}: {why}"));
         if log.author == self.shared.author {
@@ -818,16 +820,24 @@ impl Writer {
             }
         };
         let (size, mut frontier) = known.unwrap_or((0, Frontier::new()));
-        if page.first_seq != size {
+        if page.first_seq > size {
             return Err(bad(format!(
                 "the page starts at seq {} but the log has {size} events",
                 page.first_seq
             )));
         }
+        // Another import (a concurrent session) may have got here first:
+        // the held prefix of the page is skipped (the store keeps its own
+        // copy), and the rest has to extend the held tree to the signed
+        // root.
+        let skip = (size - page.first_seq).min(page.events.len() as u64) as usize;
+        if skip == page.events.len() {
+            return Ok((skip, Vec::new()));
+        }
         let max = self.shared.max_event_len();
-        let mut leaves = Vec::with_capacity(page.events.len());
-        for (i, bytes) in page.events.iter().enumerate() {
-            let want = size + i as u64;
+        let mut leaves = Vec::with_capacity(page.events.len() - skip);
+        for (i, bytes) in page.events.iter().enumerate().skip(skip) {
+            let want = page.first_seq + i as u64;
             if bytes.len() > max {
                 return Err(bad(format!("event {want} is larger than a page holds")));
             }
@@ -860,11 +870,11 @@ impl Writer {
                 cp.size
             ))
         })?;
-        Ok(leaves)
+        Ok((skip, leaves))
     }
 
     fn import(&mut self, page: VerifiedPage, job: &mut Job) -> Result<Committed> {
-        let leaves = self.check_import(&page)?;
+        let (skip, leaves) = self.check_import(&page)?;
         let id = page.log;
         let mut c = Committed {
             events: Vec::with_capacity(page.events.len()),
@@ -872,9 +882,10 @@ impl Writer {
         };
         // Allocates the log (when new) only now that the page is verified.
         self.load_log(id)?;
-        for (i, (bytes, leaf)) in page.events.iter().zip(leaves).enumerate() {
+        for (i, (bytes, leaf)) in page.events.iter().skip(skip).zip(leaves).enumerate() {
             self.apply_encoded(bytes, leaf, id, job)?;
-            c.events.push((id, page.first_seq + i as u64, leaf));
+            c.events
+                .push((id, page.first_seq + (skip + i) as u64, leaf));
         }
         if let Some(st) = self.logs.get_mut(&id) {
             if st.topic_name.is_none()

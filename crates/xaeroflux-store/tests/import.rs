@@ -133,4 +133,19 @@ fn anything_that_does_not_verify_is_refused_and_changes_nothing() {
     b.import(good).unwrap();
     assert_eq!(b.log_size(&log).unwrap(), 80);
     assert!(b.verify().unwrap().is_ok());
+
+    // A page overlapping what is held (a concurrent session got there
+    // first) adds only the rest, which must extend the held tree to the
+    // signed root; what the page says of the held part is not used.
+    assert_eq!(b.import_page(page(&a, &log, 60, 90)).unwrap().1, 10);
+    assert_eq!(b.import_page(page(&a, &log, 70, 85)).unwrap().1, 0);
+    let mut p = page(&a, &log, 85, 100);
+    let last = p.events[2].len() - 1;
+    p.events[2][last] ^= 1;
+    assert_eq!(b.import_page(p).unwrap().1, 10);
+    assert_eq!(b.mmr_root(&log).unwrap(), a.mmr_root(&log).unwrap());
+    let mut p = page(&a, &log, 0, 100);
+    p.first_seq = 101;
+    assert!(matches!(b.import(p), Err(StoreError::Rejected(_))), "a gap");
+    assert!(b.verify().unwrap().is_ok());
 }

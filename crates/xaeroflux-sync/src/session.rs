@@ -38,7 +38,7 @@ pub trait SyncStore {
     /// RFC 9162 consistency proof between two sizes the store holds.
     fn prove_consistency(&self, log: &LogId, old: u64, new: u64) -> Result<Vec<Hash>, StoreError>;
     /// Verifies and commits a page of another author's log.
-    fn import(&self, page: ImportPage) -> Result<(), StoreError>;
+    fn import(&self, page: ImportPage) -> Result<u64, StoreError>;
     /// Keeps a fork proof: `theirs`, a checkpoint by the log's author that
     /// disagrees with what the store holds, with the peer's tree at a size
     /// when it sent it.
@@ -118,8 +118,8 @@ impl SyncStore for Store {
     fn prove_consistency(&self, log: &LogId, old: u64, new: u64) -> Result<Vec<Hash>, StoreError> {
         Ok(Store::prove_consistency(self, log, old, new)?.path)
     }
-    fn import(&self, page: ImportPage) -> Result<(), StoreError> {
-        Store::import(self, page).map(|_| ())
+    fn import(&self, page: ImportPage) -> Result<u64, StoreError> {
+        Store::import_page(self, page).map(|(_, n)| n)
     }
     fn record_fork(
         &self,
@@ -754,6 +754,9 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
                 from + n
             )));
         }
+        // Another session (with another peer, or a twin with this one) may
+        // have extended the log since this page was asked for: the store
+        // imports only what is still missing, checked against the proof.
         let page = ImportPage {
             log,
             topic_name: self.names.get(&log.topic).cloned(),
@@ -762,16 +765,16 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             note,
             proof,
         };
-        match self.store.import(page) {
-            Ok(()) => {}
+        let imported = match self.store.import(page) {
+            Ok(k) => k,
             Err(StoreError::Rejected(why)) => return Err(SyncError::Rejected(why)),
             Err(e) => return Err(e.into()),
-        }
-        self.outcome.events_in += n;
+        };
+        self.outcome.events_in += imported;
         self.outcome.pages_in += 1;
         let p = &mut self.pulls[idx];
         p.next = from + n;
-        if !p.moved {
+        if !p.moved && imported > 0 {
             p.moved = true;
             self.outcome.logs_in += 1;
         }

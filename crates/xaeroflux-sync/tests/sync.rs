@@ -153,6 +153,36 @@ fn replicated_events_reach_subscribers_like_local_ones() {
 }
 
 #[test]
+fn two_sessions_pulling_the_same_log_at_once_both_end_well() {
+    // B pulls A's log from A and from a replica of it at the same time:
+    // whichever page lands second finds part or all of itself held, and
+    // only the rest is imported, still checked against the signed root.
+    let (da, dr, db) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (a, r, b) = (store(da.path()), store(dr.path()), store(db.path()));
+    append(&a, "chat", 20_000, 1);
+    let (x, y) = sync_pair(&a, &r, SessionConfig::default(), SessionConfig::default());
+    x.unwrap();
+    y.unwrap();
+    let small = || SessionConfig {
+        page_events: 700,
+        ..SessionConfig::default()
+    };
+    let (from_a, from_r) = std::thread::scope(|s| {
+        let t = s.spawn(|| sync_pair(&a, &b, small(), small()).1);
+        let u = sync_pair(&r, &b, small(), small()).1;
+        (t.join().unwrap(), u)
+    });
+    let (oa, or) = (from_a.unwrap(), from_r.unwrap());
+    assert_eq!(heads(&a), heads(&b));
+    // Between them, every event was imported once.
+    assert_eq!(oa.events_in + or.events_in, 20_000, "{oa:?} {or:?}");
+}
+
+#[test]
 fn topics_restrict_what_moves() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (a, b) = (store(da.path()), store(db.path()));
@@ -378,7 +408,7 @@ impl SyncStore for Evil<'_> {
         }
         Ok(p)
     }
-    fn import(&self, page: ImportPage) -> Result<(), StoreError> {
+    fn import(&self, page: ImportPage) -> Result<u64, StoreError> {
         SyncStore::import(self.inner, page)
     }
     fn record_fork(
