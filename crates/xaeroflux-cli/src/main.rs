@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
-use xaeroflux::merkle::{
-    Checkpoint, MemoryTree, NoteVerifier, verify_consistency, verify_inclusion,
-};
+use xaeroflux::merkle::{Checkpoint, NoteVerifier, verify_consistency, verify_inclusion};
 use xaeroflux::sync;
 use xaeroflux::{
     Core, EventKind, Filter, LogId, NewEvent, Receipt, Since, Store, StoreOptions, Topic,
@@ -111,8 +109,40 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Run the demo in a temporary store.
+    /// Run a node in the foreground: join topics over iroh, sync with
+    /// peers, serve appends from `xf append` on the same store. Prints
+    /// `node <ticket>`, then one line per sync event.
+    Node(NodeArgs),
+    /// Run the demo: three nodes on loopback converge on a shared topic.
     Demo,
+}
+
+#[derive(Args)]
+struct NodeArgs {
+    /// A topic to join (repeatable).
+    #[arg(long = "topic", value_name = "NAME", required = true)]
+    topics: Vec<String>,
+    /// A peer: an iroh ticket, ID@IP:PORT, or an endpoint id (repeatable).
+    #[arg(long = "peer", value_name = "TICKET_OR_ID@ADDR")]
+    peers: Vec<String>,
+    /// Bind only --listen, with relays, address lookup and port mapping
+    /// off (for tests and LAN use).
+    #[arg(long)]
+    local_only: bool,
+    /// Address to bind in the local-only mode.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        requires = "local_only",
+        default_value = "127.0.0.1:0"
+    )]
+    listen: std::net::SocketAddr,
+    /// Sync backends to run.
+    #[arg(long = "backend", value_name = "NAME", default_values_t = ["iroh".to_string(), "iroh-gossip".to_string(), "iroh-blob".to_string()])]
+    backends: Vec<String>,
+    /// Seconds between syncs with every known peer, besides gossip.
+    #[arg(long, default_value_t = 30)]
+    sync_interval: u64,
 }
 
 #[derive(Args)]
@@ -342,6 +372,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Cmd::Append(a) => append(&db, a, &mut out)?,
+        Cmd::Node(a) => node(&db, a, &mut out)?,
         Cmd::Logs { json } => {
             let store = open_ro(&db)?;
             for l in store.logs()? {
@@ -679,14 +710,22 @@ fn append(db: &Path, a: AppendArgs, out: &mut impl Write) -> Result<()> {
     } else {
         xaeroflux::Durability::Durable
     };
-    let store = Store::open(
+    let store = match Store::open(
         db,
         StoreOptions {
             durability,
             ..StoreOptions::default()
         },
-    )
-    .with_context(|| format!("opening {}", db.display()))?;
+    ) {
+        Ok(s) => s,
+        // A node runs on this store: hand the events to it.
+        Err(xaeroflux::StoreError::Locked { .. })
+            if xaeroflux::net::handoff::socket_path(db).exists() =>
+        {
+            return append_via_node(db, a, &topic, kind, out);
+        }
+        Err(e) => return Err(e).with_context(|| format!("opening {}", db.display())),
+    };
     if a.lines {
         // A reader thread hands each line to the writer as it arrives; this
         // thread prints each receipt once that event is durable. Lines that
@@ -743,93 +782,232 @@ fn append(db: &Path, a: AppendArgs, out: &mut impl Write) -> Result<()> {
     Ok(())
 }
 
-fn demo() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    println!("Xaeroflux demo: a store in {}", dir.path().display());
-    let core = Core::builder().open(dir.path())?;
-    println!("author {}", hx(&core.author()));
-    let chat = Topic::new("chat")?;
-    let market = Topic::new("market")?;
-    let first = core.append(core.new_event(&chat, b"Hello, Xaeroflux!"))?;
-    let chat_batch: Vec<NewEvent> = (1..100)
-        .map(|i| core.new_event(&chat, format!("chat message {i}")))
-        .collect();
-    core.append_batch(chat_batch)?;
-    let market_batch: Vec<NewEvent> = (0..37)
-        .map(|i| core.new_event(&market, format!("offer {i}: {} sats", 1000 + i * 7)))
-        .collect();
-    core.append_batch(market_batch)?;
-    for l in core.logs()? {
-        println!(
-            "log {} ({}): {} events, root {}",
-            l.log,
-            l.topic_name.as_deref().unwrap_or("?"),
-            l.size,
-            hx(&l.root)
-        );
+/// `xf append` beside a running node: the events go over the node's
+/// socket, and the node appends, commits and announces them.
+fn append_via_node(
+    db: &Path,
+    a: AppendArgs,
+    topic: &Topic,
+    kind: EventKind,
+    out: &mut impl Write,
+) -> Result<()> {
+    let mut client = xaeroflux::net::handoff::Client::connect(db)?;
+    if a.lines {
+        let stdin = std::io::stdin();
+        let mut input = stdin.lock();
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if input.read_until(b'\n', &mut line)? == 0 {
+                break;
+            }
+            if line.last() == Some(&b'\n') {
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+            }
+            for r in client.append(&[NewEvent::new(topic, kind, line.clone())])? {
+                writeln!(out, "{}", receipt_json(&r))?;
+            }
+            out.flush()?;
+        }
+    } else {
+        let payload = match (a.data, a.file) {
+            (Some(d), _) => d.into_bytes(),
+            (None, Some(f)) => {
+                std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?
+            }
+            (None, None) => bail!("give the payload as an argument, with --file F, or use --lines"),
+        };
+        for r in client.append(&[NewEvent::new(topic, kind, payload)])? {
+            writeln!(out, "{}", receipt_json(&r))?;
+        }
     }
-    let log = first.log;
-    let info = core.log_info(&log)?;
-    let signed = core.checkpoint(&log)?;
-    println!(
-        "\ncheckpoint of the chat log (a C2SP signed note):\n{}",
-        signed.note
-    );
+    out.flush()?;
+    Ok(())
+}
 
-    // Everything below uses only the pure verifier in xaeroflux-merkle, as a
-    // peer would: the verifier key, the note, the event bytes and the proofs.
-    let verifier = NoteVerifier::parse(&core.verifier_key(&chat.id()))?;
-    let cp: Checkpoint = verifier.verify_checkpoint(&signed.note)?;
-    println!(
-        "checkpoint signature verified with {}",
-        verifier.to_key_string()
-    );
-    assert_eq!((cp.size, cp.root), (info.size, info.root));
+fn node(db: &Path, a: NodeArgs, out: &mut impl Write) -> Result<()> {
+    let mut builder = Core::builder()
+        .with_sync_backends(&a.backends)?
+        .with_sync_interval(std::time::Duration::from_secs(a.sync_interval.max(1)));
+    if a.local_only {
+        builder = builder.with_network(xaeroflux::NetMode::LocalOnly { listen: a.listen });
+    }
+    let core = builder
+        .open(db)
+        .with_context(|| format!("starting a node on {}", db.display()))?;
+    // Listen before joining, so no sync event is missed.
+    let sync_topic = Topic::new(xaeroflux::SYNC_TOPIC)?;
+    let mut events = core.subscribe(Filter::topic(&sync_topic), Since::Now)?;
+    writeln!(out, "node {}", core.node_ticket()?)?;
+    out.flush()?;
+    for t in &a.topics {
+        core.join(&Topic::new(t)?, &a.peers)?;
+    }
+    while let Some(ev) = events.recv() {
+        out.write_all(&ev?.payload)?;
+        out.write_all(b"\n")?;
+        out.flush()?;
+    }
+    drop(events);
+    core.close()?;
+    Ok(())
+}
 
+fn demo() -> Result<()> {
+    use std::time::{Duration, Instant};
+    println!("Xaeroflux demo: three nodes on loopback share the topic \"chat\"");
+    println!("(local-only mode: 127.0.0.1, no relays, no address lookup)\n");
+    let names = ["alice", "bob", "carol"];
+    let dirs = names
+        .iter()
+        .map(|_| tempfile::tempdir())
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let mut nodes = Vec::new();
+    for (name, dir) in names.iter().zip(&dirs) {
+        let core = Core::builder()
+            .with_sync_backends(&["iroh", "iroh-gossip"])?
+            .with_network(xaeroflux::NetMode::local_only())
+            .with_sync_interval(Duration::from_secs(5))
+            .open(dir.path())?;
+        println!(
+            "{name:5}  endpoint {}  author {}",
+            short(&core.endpoint_id()?),
+            short(&hx(&core.author()))
+        );
+        nodes.push(core);
+    }
+    let chat = Topic::new("chat")?;
+    // History written before anyone connects.
+    for (i, (name, core)) in names.iter().zip(&nodes).enumerate() {
+        let n = [300, 200, 100][i];
+        let batch: Vec<NewEvent> = (0..n)
+            .map(|k| core.new_event(&chat, format!("{name}: message {k}")))
+            .collect();
+        core.append_batch(batch)?;
+    }
+    // A line: bob knows alice, carol knows bob; alice and carol are
+    // never told of each other.
+    let started = Instant::now();
+    nodes[0].join(&chat, &[] as &[&str])?;
+    nodes[1].join(&chat, &[nodes[0].node_ticket()?])?;
+    nodes[2].join(&chat, &[nodes[1].node_ticket()?])?;
+    println!("\njoined: alice <- bob <- carol (tickets); appending live messages");
+    for (name, core) in names.iter().zip(&nodes) {
+        core.append(core.new_event(&chat, format!("{name}: hello, live")))?;
+    }
+    let logs: Vec<LogId> = nodes.iter().map(|c| c.own_log(&chat)).collect();
+    let want: Vec<u64> = logs
+        .iter()
+        .zip(&nodes)
+        .map(|(l, c)| c.log_size(l))
+        .collect::<Result<_, _>>()?;
+    let deadline = started + Duration::from_secs(60);
+    loop {
+        let converged = nodes.iter().all(|c| {
+            logs.iter().zip(&want).all(|(l, w)| {
+                c.log_size(l).ok() == Some(*w) && c.mmr_root(l).ok() == nodes[0].mmr_root(l).ok()
+            })
+        });
+        if converged {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the nodes did not converge within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("converged in {:?}\n", started.elapsed());
+    println!("log of    size  root (the same on all three nodes)");
+    for (i, l) in logs.iter().enumerate() {
+        let roots: Vec<_> = nodes
+            .iter()
+            .map(|c| c.mmr_root(l))
+            .collect::<Result<_, _>>()?;
+        if roots.iter().any(|r| *r != roots[0]) {
+            bail!("roots differ for {}", names[i]);
+        }
+        println!("{:8} {:5}  {}", names[i], want[i], hx(&roots[0]));
+    }
+
+    // Each node checks the checkpoints it holds of the others' logs, with
+    // only the author's verifier key, as an outside tool would.
+    println!();
+    for (x, holder) in nodes.iter().enumerate() {
+        for (y, author) in nodes.iter().enumerate() {
+            if x == y {
+                continue;
+            }
+            let verifier = NoteVerifier::parse(&author.verifier_key(&chat.id()))?;
+            let note = holder.checkpoint(&logs[y])?.note;
+            let cp: Checkpoint = verifier.verify_checkpoint(&note)?;
+            if (cp.size, cp.root) != (want[y], holder.mmr_root(&logs[y])?) {
+                bail!("{}'s checkpoint of {} does not match", names[x], names[y]);
+            }
+            println!(
+                "{:5} verified {:5}'s signed checkpoint: size {}, root {}",
+                names[x],
+                names[y],
+                cp.size,
+                short(&hx(&cp.root))
+            );
+        }
+    }
+
+    // A replica proves an event of another author's log; the proof checks
+    // against the author's own signed root.
     let seq = 42;
-    let ev = core
-        .iter_log(&log, seq)?
+    let carol = &nodes[2];
+    let ev = carol
+        .iter_log(&logs[0], seq)?
         .next()
         .ok_or_else(|| anyhow!("no event {seq}"))??;
     let leaf = xaeroflux::merkle::hash_leaf(ev.canonical_bytes());
-    let incl = core.prove_inclusion(&log, seq, cp.size)?;
-    verify_inclusion(&leaf, seq, cp.size, &incl.path, &cp.root)?;
+    let alice_cp = NoteVerifier::parse(&nodes[0].verifier_key(&chat.id()))?
+        .verify_checkpoint(&nodes[0].checkpoint(&logs[0])?.note)?;
+    let incl = carol.prove_inclusion(&logs[0], seq, alice_cp.size)?;
+    verify_inclusion(&leaf, seq, alice_cp.size, &incl.path, &alice_cp.root)?;
     println!(
-        "inclusion of event {seq} ({:?}) in size {}: {} hashes, verified",
+        "\ncarol proved alice's event {seq} ({:?}) against alice's root: {} hashes, verified",
         String::from_utf8_lossy(ev.payload()),
-        cp.size,
         incl.path.len()
     );
-    let cons = core.prove_consistency(&log, 1, cp.size)?;
-    verify_consistency(1, cp.size, &first.root, &cp.root, &cons.path)?;
+    let cons = carol.prove_consistency(&logs[0], 300, alice_cp.size)?;
+    verify_consistency(
+        300,
+        alice_cp.size,
+        &carol.root_at(&logs[0], 300)?,
+        &alice_cp.root,
+        &cons.path,
+    )?;
     println!(
-        "consistency from size 1 (root {}) to size {}: {} hashes, verified",
-        hx(&first.root),
-        cp.size,
-        cons.path.len()
+        "carol proved alice's log only grew from size 300 to {}: verified",
+        alice_cp.size
     );
-
-    // Recompute the root from the raw events, as an outside tool would.
-    let mut tree = MemoryTree::new();
-    for ev in core.iter_log(&log, 0)? {
-        tree.push(xaeroflux::merkle::hash_leaf(ev?.canonical_bytes()));
+    for (name, core) in names.iter().zip(&nodes) {
+        let report = core.verify()?;
+        if !report.is_ok() {
+            bail!("{name}: verify found problems: {:?}", report.problems);
+        }
     }
-    assert_eq!(tree.root(), cp.root);
-    println!("root recomputed from {} raw events: matches", tree.len());
-
-    println!("\ntopic view of \"market\" (first 3):");
-    for ev in core.iter_topic(&market)?.take(3) {
+    println!("every store verified: pages, records, roots and signatures");
+    let sync_topic = Topic::new(xaeroflux::SYNC_TOPIC)?;
+    println!(
+        "\nbob's sync events (System events in {}):",
+        xaeroflux::SYNC_TOPIC
+    );
+    for ev in nodes[1].iter_topic(&sync_topic)?.take(6) {
         println!("  {}", String::from_utf8_lossy(ev?.payload()));
     }
-    let report = core.verify()?;
-    if !report.is_ok() {
-        bail!("verify found problems: {:?}", report.problems);
+    for core in nodes {
+        core.close()?;
     }
-    println!(
-        "\nstore verified: {} logs, {} events, {} pages",
-        report.logs, report.events, report.pages
-    );
-    core.close()?;
     println!("demo ok");
     Ok(())
+}
+
+fn short(hex: &str) -> &str {
+    &hex[..hex.len().min(12)]
 }

@@ -101,7 +101,11 @@ impl ProtocolHandler for XspHandler {
             conn.close(VarInt::from_u32(1), b"no stream");
             return Ok(());
         };
+        // While this session runs, a sync with the same peer that comes
+        // due waits for it instead of pulling the same pages twice.
+        let owned = node.begin_accept(peer);
         let r = node.session(peer, send, recv, Direction::Accepted).await;
+        node.end_accept(peer, owned);
         // The dialer closes once it has everything; wait for that, bounded.
         let _ = tokio::time::timeout(LINGER, conn.closed()).await;
         if let Ok(o) = &r
@@ -204,6 +208,32 @@ impl Node {
         self.endpoint.close().await;
         if let Some(b) = &self.blobs {
             let _ = b.shutdown().await;
+        }
+    }
+
+    fn begin_accept(&self, peer: EndpointId) -> bool {
+        let mut st = self.lock();
+        let p = st.peers.entry(peer).or_default();
+        if p.running {
+            false
+        } else {
+            p.running = true;
+            true
+        }
+    }
+
+    fn end_accept(self: &Arc<Self>, peer: EndpointId, owned: bool) {
+        if !owned {
+            return;
+        }
+        let again = {
+            let mut st = self.lock();
+            let p = st.peers.entry(peer).or_default();
+            p.running = false;
+            std::mem::take(&mut p.again)
+        };
+        if again {
+            self.request_sync(peer);
         }
     }
 
