@@ -414,3 +414,122 @@ fn forks_are_listed_after_a_sync_with_a_forked_peer() {
     st.kill().unwrap();
     let _ = (sa.wait(), st.wait());
 }
+
+/// A running `xf node`, its stdout read line by line on a thread.
+struct NodeProc {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl NodeProc {
+    fn start(db: &std::path::Path, extra: &[&str]) -> (NodeProc, String) {
+        use std::io::{BufRead, BufReader};
+        use std::process::Stdio;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_xf"))
+            .arg("--db")
+            .arg(db)
+            .args([
+                "node",
+                "--topic",
+                "chat",
+                "--local-only",
+                "--sync-interval",
+                "3600",
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn xf node");
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut node = NodeProc { child, lines: rx };
+        let first = node.next_line();
+        let ticket = first
+            .strip_prefix("node ")
+            .unwrap_or_else(|| panic!("first line: {first}"))
+            .to_string();
+        (node, ticket)
+    }
+
+    fn next_line(&mut self) -> String {
+        self.lines
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("a line from xf node within 60 s")
+    }
+
+    /// Reads lines until one satisfies `pred`, bounded.
+    fn wait_for(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            assert!(std::time::Instant::now() < deadline, "no such line");
+            let l = self.next_line();
+            if pred(&l) {
+                return l;
+            }
+        }
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn nodes_sync_and_take_appends_from_other_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    xf_ok(&a, &["append", "--topic", "chat", "before the node"]);
+    let (_na, ticket) = NodeProc::start(&a, &[]);
+    assert!(!ticket.is_empty());
+    let (mut nb, _) = NodeProc::start(&b, &["--peer", &ticket]);
+    nb.wait_for(|l| l.contains("session-ended") && l.contains("events_in=1 "));
+    // The store is held by the node; xf append hands its events over,
+    // and they are announced and pulled by B.
+    let r = json_lines(&xf_ok(
+        &a,
+        &["append", "--topic", "chat", "through the node"],
+    ));
+    assert_eq!(r[0]["seq"], 1);
+    let mut child = spawn_lines(&a, "chat");
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "line one").unwrap();
+    writeln!(stdin, "line two").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let receipts = json_lines(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(receipts.len(), 2);
+    assert_eq!(receipts[1]["size"], 4);
+    // B's log of A reaches 4 events; read commands work beside B's node.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let cat = xf_ok(&b, &["cat", "--topic", "chat"]);
+        if cat.lines().count() == 4 {
+            assert!(
+                cat.contains("through the node") && cat.contains("line two"),
+                "{cat}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "B has: {cat}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let logs = xf_ok(&b, &["logs", "--json"]);
+    assert!(logs.contains("\"size\":4"), "{logs}");
+    // A second node on a held directory is refused with a clear error.
+    let r = xf(&a, &["node", "--topic", "chat", "--local-only"]);
+    assert!(!r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("locked"));
+}
