@@ -130,11 +130,6 @@ impl Node {
         jobs: JobSender,
     ) -> Result<Arc<Node>, NetError> {
         let lookup = MemoryLookup::new();
-        let transport = iroh::endpoint::QuicTransportConfig::builder()
-            .stream_receive_window(VarInt::from_u32(8 << 20))
-            .receive_window(VarInt::from_u32(16 << 20))
-            .send_window(16 << 20)
-            .build();
         let builder = match &config.mode {
             NetMode::Default => Endpoint::builder(presets::N0),
             NetMode::LocalOnly { listen } => Endpoint::builder(presets::Minimal)
@@ -149,7 +144,6 @@ impl Node {
         let endpoint = builder
             .secret_key(secret)
             .address_lookup(lookup.clone())
-            .transport_config(transport)
             .bind()
             .await
             .map_err(iroh_err)?;
