@@ -8,7 +8,8 @@
 //!
 //! Protocol, version 1 (written up in `docs/net.md`). Request: magic
 //! `XFHO`, version byte 1, event count (u32 LE, 1 to [`MAX_EVENTS`]), then
-//! per event: kind byte, topic name length (u8) and name, payload length
+//! per event: kind byte, flags byte (bit 0: payload encrypted), topic name
+//! length (u8) and name, payload length
 //! (u32 LE, at most [`MAX_PAYLOAD`]) and payload. Reply: status byte; 0
 //! then the count (u32 LE) and per event log id (64 bytes), seq, leaf hash,
 //! size and root (u64 LE and 32-byte hashes, 144 bytes); 1 then a message
@@ -62,6 +63,7 @@ fn encode_request(events: &[NewEvent]) -> Result<Vec<u8>, NetError> {
             });
         }
         out.push(e.kind() as u8);
+        out.push(u8::from(e.is_encrypted()));
         out.push(len);
         out.extend_from_slice(name);
         out.extend_from_slice(&(e.payload().len() as u32).to_le_bytes());
@@ -214,10 +216,13 @@ pub(crate) async fn read_request<R: tokio::io::AsyncRead + Unpin>(
     }
     let mut events = Vec::with_capacity(n as usize);
     for _ in 0..n {
-        let mut kt = [0u8; 2];
+        let mut kt = [0u8; 3];
         r.read_exact(&mut kt).await.map_err(|e| e.to_string())?;
         let kind = EventKind::from_u8(kt[0]).ok_or(format!("unknown kind {}", kt[0]))?;
-        let mut name = vec![0u8; kt[1] as usize];
+        if kt[1] > 1 {
+            return Err(format!("unknown flags {:#04x}", kt[1]));
+        }
+        let mut name = vec![0u8; kt[2] as usize];
         r.read_exact(&mut name).await.map_err(|e| e.to_string())?;
         let name = String::from_utf8(name).map_err(|_| "topic name is not UTF-8")?;
         let topic = Topic::new(&name).map_err(|e| e.to_string())?;
@@ -231,7 +236,7 @@ pub(crate) async fn read_request<R: tokio::io::AsyncRead + Unpin>(
         r.read_exact(&mut payload)
             .await
             .map_err(|e| e.to_string())?;
-        events.push(NewEvent::new(&topic, kind, payload));
+        events.push(NewEvent::new(&topic, kind, payload).encrypted(kt[1] == 1));
     }
     Ok(Some(events))
 }
@@ -286,7 +291,7 @@ mod tests {
         let t = Topic::new("chat").unwrap();
         let events = vec![
             NewEvent::application(&t, b"one".to_vec()),
-            NewEvent::system(&t, Vec::new()),
+            NewEvent::system(&t, Vec::new()).encrypted(true),
         ];
         let bytes = encode_request(&events).unwrap();
         let got = read_request(&mut &bytes[..]).await.unwrap().unwrap();

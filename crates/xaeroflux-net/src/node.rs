@@ -32,8 +32,11 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 const LINGER: Duration = Duration::from_secs(5);
 /// Peers remembered as blob providers.
 const PROVIDERS: usize = 16;
-/// How often missing blobs are asked for again.
+/// How often the fetcher looks for missing blobs that are due; a blob no
+/// peer could serve waits twice as long after each failed round, up to
+/// `BLOB_RETRY_MAX`.
 const BLOB_RETRY: Duration = Duration::from_secs(1);
+const BLOB_RETRY_MAX: Duration = Duration::from_secs(60);
 
 #[derive(Default)]
 struct PeerSync {
@@ -53,9 +56,9 @@ struct Joined {
 struct State {
     topics: HashMap<TopicId, Joined>,
     peers: HashMap<EndpointId, PeerSync>,
-    /// Blobs referenced by held events and not held, with when they were
-    /// last asked for.
-    missing: HashMap<BlobHash, (BlobRef, Option<Instant>)>,
+    /// Blobs referenced by held events and not held: when to ask next,
+    /// and how many asks failed.
+    missing: HashMap<BlobHash, (BlobRef, Instant, u32)>,
     fetching: HashSet<BlobHash>,
     /// Peers that recently sent events, most recent first.
     providers: VecDeque<EndpointId>,
@@ -240,6 +243,12 @@ impl Node {
         st.providers.retain(|p| *p != peer);
         st.providers.push_front(peer);
         st.providers.truncate(PROVIDERS);
+        // A peer that just sent events may hold the blobs they reference:
+        // ask again now rather than after the backoff.
+        let now = Instant::now();
+        for (_, next, _) in st.missing.values_mut() {
+            *next = now;
+        }
     }
 
     /// Joins a topic: remembers the peers' addresses, joins its gossip
@@ -662,7 +671,10 @@ impl Node {
                     if blobs.has(r.hash.to_iroh()).await.unwrap_or(false) {
                         continue;
                     }
-                    self.lock().missing.entry(r.hash).or_insert((r, None));
+                    self.lock()
+                        .missing
+                        .entry(r.hash)
+                        .or_insert((r, Instant::now(), 0));
                 }
                 _ = tick.tick() => {}
                 _ = self.stopping.notified() => return,
@@ -672,12 +684,10 @@ impl Node {
                 let now = Instant::now();
                 let fetching = st.fetching.clone();
                 let mut due = Vec::new();
-                for (h, (r, last)) in st.missing.iter_mut() {
-                    if fetching.contains(h) || last.is_some_and(|t| now - t < BLOB_RETRY) {
-                        continue;
+                for (h, (r, next, _)) in st.missing.iter() {
+                    if !fetching.contains(h) && *next <= now {
+                        due.push(*r);
                     }
-                    *last = Some(now);
-                    due.push(*r);
                 }
                 for r in &due {
                     st.fetching.insert(r.hash);
@@ -693,6 +703,12 @@ impl Node {
                     st.fetching.remove(&r.hash);
                     if got {
                         st.missing.remove(&r.hash);
+                    } else if let Some((_, next, fails)) = st.missing.get_mut(&r.hash) {
+                        *fails += 1;
+                        let wait = BLOB_RETRY
+                            .saturating_mul(1 << (*fails).min(6))
+                            .min(BLOB_RETRY_MAX);
+                        *next = Instant::now() + wait;
                     }
                 });
             }

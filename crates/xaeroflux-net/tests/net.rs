@@ -88,6 +88,22 @@ fn two_nodes_converge() {
     assert_eq!(cp.checkpoint.root, a.store.mmr_root(&la).unwrap());
     let v = xaeroflux_merkle::NoteVerifier::new(&la.origin(), &la.author).unwrap();
     v.verify_checkpoint(&cp.note).unwrap();
+    // What gossip carries for it stays far below gossip's 4 KiB limit.
+    let ann = xaeroflux_net::Announcement {
+        announcer: [0; 32],
+        log: la,
+        note: cp.note.clone(),
+    };
+    let bytes = ann.encode();
+    eprintln!("announcement: {} bytes", bytes.len());
+    assert!(bytes.len() < 1024, "{} bytes", bytes.len());
+    assert_eq!(
+        xaeroflux_net::Announcement::decode(&bytes)
+            .unwrap()
+            .verify()
+            .unwrap(),
+        cp.checkpoint
+    );
     // Live: one more event on B reaches A through gossip alone.
     b.append(&chat, 1, "b-live");
     wait_until("the live event", || {

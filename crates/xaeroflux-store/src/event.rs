@@ -440,6 +440,10 @@ impl NewEvent {
     pub fn system(topic: &Topic, payload: impl Into<Vec<u8>>) -> Self {
         Self::new(topic, EventKind::System, payload)
     }
+    /// Whether the payload is marked encrypted (flag bit 0).
+    pub fn is_encrypted(&self) -> bool {
+        self.flags & FLAG_ENCRYPTED != 0
+    }
     /// Marks the payload as encrypted (flag bit 0).
     pub fn encrypted(mut self, yes: bool) -> Self {
         if yes {
