@@ -108,6 +108,9 @@ pub enum Error {
     /// A sync session failed.
     #[error(transparent)]
     Sync(#[from] sync::SyncError),
+    /// A proof or checkpoint did not verify.
+    #[error(transparent)]
+    Merkle(#[from] MerkleError),
 }
 
 /// The handle an application holds: the store, and its sync backends when
