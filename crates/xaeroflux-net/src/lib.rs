@@ -380,10 +380,22 @@ impl Net {
             let _ = std::fs::remove_file(&path);
             let listener = {
                 let _guard = handle.enter();
-                tokio::net::UnixListener::bind(&path).map_err(error::io_err(&path))?
+                tokio::net::UnixListener::bind(&path)
             };
-            net.socket = Some(path);
-            handle.spawn(node.handoff_loop(listener));
+            match listener {
+                Ok(listener) => {
+                    net.socket = Some(path);
+                    handle.spawn(node.handoff_loop(listener));
+                }
+                // Sync works without it; other processes then cannot hand
+                // appends over (a path too long for a socket, say).
+                Err(e) => {
+                    let _ = node.jobs.send(Job::Record(vec![SyncEvent::Error {
+                        peer: None,
+                        message: format!("hand-over socket {}: {e}", path.display()),
+                    }]));
+                }
+            }
         }
         Ok(net)
     }

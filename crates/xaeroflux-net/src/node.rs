@@ -4,7 +4,7 @@
 //! goes to the worker thread.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,7 @@ use xaeroflux_sync::{Outcome, SyncError};
 use crate::error::{NetError, iroh_err};
 use crate::events::{Direction, SyncEvent};
 use crate::wire::{Announcement, BlobHash, BlobRef};
-use crate::worker::{Job, JobSender, SESSION_CREDIT};
+use crate::worker::{Job, JobSender, SESSION_CREDIT, SESSION_OUT_LIMIT};
 use crate::{NetConfig, NetMode, XSP_ALPN};
 
 /// Bytes read from a stream at a time.
@@ -30,6 +30,9 @@ const READ_CHUNK: usize = 256 * 1024;
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the end of a session waits for the peer's acknowledgements.
 const LINGER: Duration = Duration::from_secs(5);
+/// Sessions accepted from peers that may run at once; more are refused
+/// (connection closed with code 3) until one ends.
+const MAX_ACCEPTED: usize = 16;
 /// Peers remembered as blob providers.
 const PROVIDERS: usize = 16;
 /// How often the fetcher looks for missing blobs that are due; a blob no
@@ -76,6 +79,8 @@ pub(crate) struct Node {
     config: NetConfig,
     state: Mutex<State>,
     next_id: AtomicU64,
+    /// Accepted sessions that may run at once.
+    accepting: Arc<Semaphore>,
     pub stopping: Notify,
 }
 
@@ -99,6 +104,10 @@ impl ProtocolHandler for XspHandler {
             conn.close(VarInt::from_u32(2), b"no topics joined");
             return Ok(());
         }
+        let Ok(_slot) = node.accepting.clone().try_acquire_owned() else {
+            conn.close(VarInt::from_u32(3), b"busy");
+            return Ok(());
+        };
         let streams = tokio::time::timeout(DIAL_TIMEOUT, conn.accept_bi()).await;
         let Ok(Ok((send, recv))) = streams else {
             conn.close(VarInt::from_u32(1), b"no stream");
@@ -175,6 +184,7 @@ impl Node {
             config,
             state: Mutex::new(State::default()),
             next_id: AtomicU64::new(1),
+            accepting: Arc::new(Semaphore::new(MAX_ACCEPTED)),
             stopping: Notify::new(),
         });
         let mut router = Router::builder(endpoint).accept(XSP_ALPN, XspHandler(node.clone()));
@@ -518,6 +528,8 @@ impl Node {
             .map(|j| j.topic.clone())
             .collect();
         let credit = Arc::new(Semaphore::new(SESSION_CREDIT));
+        let queued = Arc::new(AtomicUsize::new(0));
+        let drained = Arc::new(Notify::new());
         let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
         let (done_tx, done_rx) = oneshot::channel();
         self.jobs
@@ -527,13 +539,18 @@ impl Node {
                 out: out_tx,
                 done: done_tx,
                 credit: credit.clone(),
+                queued: queued.clone(),
                 timeout: self.config.session_timeout,
             })
             .map_err(|_| NetError::Closed)?;
         let jobs = self.jobs.clone();
         let reader_credit = credit.clone();
+        let (reader_queued, reader_drained) = (queued.clone(), drained.clone());
         let mut reader = tokio::spawn(async move {
             loop {
+                while reader_queued.load(Ordering::Acquire) > SESSION_OUT_LIMIT {
+                    reader_drained.notified().await;
+                }
                 match reader_credit.acquire().await {
                     Ok(p) => p.forget(),
                     Err(_) => return,
@@ -567,9 +584,14 @@ impl Node {
         let mut broken = false;
         while let Some(buf) = out_rx.recv().await {
             if broken {
+                queued.fetch_sub(buf.len(), Ordering::AcqRel);
+                drained.notify_one();
                 continue;
             }
-            if let Err(e) = send.write_all(&buf).await {
+            let r = send.write_all(&buf).await;
+            queued.fetch_sub(buf.len(), Ordering::AcqRel);
+            drained.notify_one();
+            if let Err(e) = r {
                 broken = true;
                 let _ = self.jobs.send(Job::Broken {
                     id,

@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -19,6 +20,10 @@ use crate::wire::{Announcement, BlobRef};
 
 /// Chunks a session's reader may have queued for the worker at once.
 pub(crate) const SESSION_CREDIT: usize = 16;
+/// Bytes of a session's answers waiting for the peer to read them, past
+/// which its reader stops taking requests (so a peer that asks without
+/// reading cannot make the node buffer without bound).
+pub(crate) const SESSION_OUT_LIMIT: usize = 8 << 20;
 
 /// What the runtime asks of the worker.
 pub(crate) enum Job {
@@ -31,6 +36,8 @@ pub(crate) enum Job {
         done: oneshot::Sender<Result<Outcome, SyncError>>,
         /// Given back one permit per chunk handled.
         credit: Arc<Semaphore>,
+        /// Bytes handed to the writer and not yet written.
+        queued: Arc<AtomicUsize>,
         timeout: Duration,
     },
     /// Bytes from the peer.
@@ -69,6 +76,7 @@ struct Slot<'s> {
     out: mpsc::UnboundedSender<Vec<u8>>,
     done: Option<oneshot::Sender<Result<Outcome, SyncError>>>,
     credit: Arc<Semaphore>,
+    queued: Arc<AtomicUsize>,
     timeout: Duration,
     deadline: Instant,
 }
@@ -77,6 +85,7 @@ impl Slot<'_> {
     fn flush(&mut self) {
         let out = self.session.take_output();
         if !out.is_empty() {
+            self.queued.fetch_add(out.len(), Ordering::AcqRel);
             // A closed channel means the writer has gone; the session ends
             // through `Broken` or its timeout.
             let _ = self.out.send(out);
@@ -132,6 +141,7 @@ fn run(store: &Store, rx: Receiver<Job>, outputs: Outputs) {
                     out,
                     done,
                     credit,
+                    queued,
                     timeout,
                 } => match Session::new(store, config) {
                     Ok(session) => {
@@ -140,6 +150,7 @@ fn run(store: &Store, rx: Receiver<Job>, outputs: Outputs) {
                             out,
                             done: Some(done),
                             credit,
+                            queued,
                             timeout,
                             deadline: Instant::now() + timeout,
                         };
