@@ -737,19 +737,8 @@ fn append(db: &Path, a: AppendArgs, out: &mut impl Write) -> Result<()> {
             let reader = s.spawn(move || -> Result<()> {
                 let stdin = std::io::stdin();
                 let mut input = stdin.lock();
-                let mut line = Vec::new();
-                loop {
-                    line.clear();
-                    if input.read_until(b'\n', &mut line)? == 0 {
-                        break;
-                    }
-                    if line.last() == Some(&b'\n') {
-                        line.pop();
-                        if line.last() == Some(&b'\r') {
-                            line.pop();
-                        }
-                    }
-                    let pending = store.submit(NewEvent::new(topic, kind, line.clone()))?;
+                while let Some(line) = next_line(&mut input)? {
+                    let pending = store.submit(NewEvent::new(topic, kind, line))?;
                     if tx.send(pending).is_err() {
                         break;
                     }
@@ -767,19 +756,37 @@ fn append(db: &Path, a: AppendArgs, out: &mut impl Write) -> Result<()> {
             Ok(())
         })?;
     } else {
-        let payload = match (a.data, a.file) {
-            (Some(d), _) => d.into_bytes(),
-            (None, Some(f)) => {
-                std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?
-            }
-            (None, None) => bail!("give the payload as an argument, with --file F, or use --lines"),
-        };
+        let payload = payload_of(a.data, a.file)?;
         let r = store.append(NewEvent::new(&topic, kind, payload))?;
         writeln!(out, "{}", receipt_json(&r))?;
     }
     out.flush()?;
     store.close()?;
     Ok(())
+}
+
+/// The next line of `input` without its line ending; `None` at the end.
+fn next_line(input: &mut impl BufRead) -> Result<Option<Vec<u8>>> {
+    let mut line = Vec::new();
+    if input.read_until(b'\n', &mut line)? == 0 {
+        return Ok(None);
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+    }
+    Ok(Some(line))
+}
+
+/// The payload of a single `xf append`: the argument or the file.
+fn payload_of(data: Option<String>, file: Option<PathBuf>) -> Result<Vec<u8>> {
+    match (data, file) {
+        (Some(d), _) => Ok(d.into_bytes()),
+        (None, Some(f)) => std::fs::read(&f).with_context(|| format!("reading {}", f.display())),
+        (None, None) => bail!("give the payload as an argument, with --file F, or use --lines"),
+    }
 }
 
 /// `xf append` beside a running node: the events go over the node's
@@ -795,31 +802,14 @@ fn append_via_node(
     if a.lines {
         let stdin = std::io::stdin();
         let mut input = stdin.lock();
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            if input.read_until(b'\n', &mut line)? == 0 {
-                break;
-            }
-            if line.last() == Some(&b'\n') {
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-            }
-            for r in client.append(&[NewEvent::new(topic, kind, line.clone())])? {
+        while let Some(line) = next_line(&mut input)? {
+            for r in client.append(&[NewEvent::new(topic, kind, line)])? {
                 writeln!(out, "{}", receipt_json(&r))?;
             }
             out.flush()?;
         }
     } else {
-        let payload = match (a.data, a.file) {
-            (Some(d), _) => d.into_bytes(),
-            (None, Some(f)) => {
-                std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?
-            }
-            (None, None) => bail!("give the payload as an argument, with --file F, or use --lines"),
-        };
+        let payload = payload_of(a.data, a.file)?;
         for r in client.append(&[NewEvent::new(topic, kind, payload)])? {
             writeln!(out, "{}", receipt_json(&r))?;
         }
