@@ -10,7 +10,8 @@
 //! `XFHO`, version byte 1, event count (u32 LE, 1 to [`MAX_EVENTS`]), then
 //! per event: kind byte, flags byte (bit 0: payload encrypted), topic name
 //! length (u8) and name, payload length
-//! (u32 LE, at most [`MAX_PAYLOAD`]) and payload. Reply: status byte; 0
+//! (u32 LE, at most [`MAX_PAYLOAD`], and [`MAX_REQUEST_PAYLOAD`] for all
+//! events of a request together) and payload. Reply: status byte; 0
 //! then the count (u32 LE) and per event log id (64 bytes), seq, leaf hash,
 //! size and root (u64 LE and 32-byte hashes, 144 bytes); 1 then a message
 //! length (u32 LE) and the UTF-8 message. A connection may carry many
@@ -32,6 +33,8 @@ const VERSION: u8 = 1;
 pub const MAX_EVENTS: u32 = 4096;
 /// Largest payload a request carries (the store's page bounds it further).
 pub const MAX_PAYLOAD: u32 = 16 << 20;
+/// Most payload bytes in one request, all events together.
+pub const MAX_REQUEST_PAYLOAD: u64 = 64 << 20;
 const RECEIPT_LEN: usize = 64 + 8 + 32 + 8 + 32;
 
 /// The socket path of a store directory.
@@ -215,6 +218,7 @@ pub(crate) async fn read_request<R: tokio::io::AsyncRead + Unpin>(
         return Err(format!("{n} events (1 to {MAX_EVENTS})"));
     }
     let mut events = Vec::with_capacity(n as usize);
+    let mut total = 0u64;
     for _ in 0..n {
         let mut kt = [0u8; 3];
         r.read_exact(&mut kt).await.map_err(|e| e.to_string())?;
@@ -229,8 +233,11 @@ pub(crate) async fn read_request<R: tokio::io::AsyncRead + Unpin>(
         let mut len = [0u8; 4];
         r.read_exact(&mut len).await.map_err(|e| e.to_string())?;
         let len = u32::from_le_bytes(len);
-        if len > MAX_PAYLOAD {
-            return Err(format!("payload of {len} bytes, over {MAX_PAYLOAD}"));
+        total += u64::from(len);
+        if len > MAX_PAYLOAD || total > MAX_REQUEST_PAYLOAD {
+            return Err(format!(
+                "payload of {len} bytes: over {MAX_PAYLOAD} per event or {MAX_REQUEST_PAYLOAD} per request"
+            ));
         }
         let mut payload = vec![0u8; len as usize];
         r.read_exact(&mut payload)
@@ -306,5 +313,17 @@ mod tests {
         let mut huge = bytes[..5].to_vec();
         huge.extend_from_slice(&u32::MAX.to_le_bytes());
         assert!(read_request(&mut &huge[..]).await.is_err());
+        // Four full-size payloads, then one byte more: over the request bound.
+        let mut big = MAGIC.to_vec();
+        big.push(VERSION);
+        big.extend_from_slice(&5u32.to_le_bytes());
+        for i in 0..5 {
+            big.extend_from_slice(&[2, 0, 1, b'x']);
+            let len = if i < 4 { MAX_PAYLOAD } else { 1 };
+            big.extend_from_slice(&len.to_le_bytes());
+            big.resize(big.len() + len as usize, 0);
+        }
+        let err = read_request(&mut &big[..]).await.unwrap_err();
+        assert!(err.contains("per request"), "{err}");
     }
 }
