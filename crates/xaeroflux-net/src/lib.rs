@@ -372,7 +372,7 @@ impl Net {
         handle.spawn(node.clone().announcer(ann_rx));
         handle.spawn(node.clone().blob_fetcher(blob_rx));
         net.commits = Some(commits.subscribe_fn(move |c| {
-            let _ = jobs.send(Job::Commits(vec![c]));
+            let _ = jobs.send(Job::Commit(c));
         }));
         #[cfg(unix)]
         {

@@ -116,15 +116,11 @@ impl ProtocolHandler for XspHandler {
         // While this session runs, a sync with the same peer that comes
         // due waits for it instead of pulling the same pages twice.
         let owned = node.begin_accept(peer);
-        let r = node.session(peer, send, recv, Direction::Accepted).await;
+        // Its outcome is recorded by `session`; nothing more to do here.
+        let _ = node.session(peer, send, recv, Direction::Accepted).await;
         node.end_accept(peer, owned);
         // The dialer closes once it has everything; wait for that, bounded.
         let _ = tokio::time::timeout(LINGER, conn.closed()).await;
-        if let Ok(o) = &r
-            && o.events_in > 0
-        {
-            node.note_provider(peer);
-        }
         Ok(())
     }
 }
@@ -444,24 +440,30 @@ impl Node {
         tokio::spawn(async move {
             loop {
                 let r = node.dial(peer).await;
-                let again = {
+                let (events, again) = {
                     let mut st = node.lock();
                     let p = st.peers.entry(peer).or_default();
-                    let was_up = p.up;
-                    p.up = r.is_ok();
+                    let was_up = std::mem::replace(&mut p.up, r.is_ok());
+                    // Once more only after a session that worked: a peer
+                    // that cannot be reached waits for the next trigger.
+                    let again = r.is_ok() && p.again;
+                    p.again = false;
+                    p.running = again;
                     let mut events = Vec::new();
+                    // Without gossip, reachability is what says a peer is
+                    // up or down; with it, gossip's neighbour events do.
+                    let track = node.gossip.is_none();
                     match &r {
-                        Ok(_) if !was_up && node.gossip.is_none() => {
-                            events.push(SyncEvent::PeerUp {
-                                peer: peer.to_string(),
-                            })
-                        }
+                        Ok(_) if track && !was_up => events.push(SyncEvent::PeerUp {
+                            peer: peer.to_string(),
+                        }),
                         Err(e) => {
-                            if was_up && node.gossip.is_none() {
+                            if track && was_up {
                                 events.push(SyncEvent::PeerDown {
                                     peer: peer.to_string(),
                                 });
                             }
+                            // Session failures are in their SessionEnded.
                             if let NetError::Iroh(_) = e {
                                 events.push(SyncEvent::Error {
                                     peer: Some(peer.to_string()),
@@ -471,21 +473,11 @@ impl Node {
                         }
                         _ => {}
                     }
-                    drop(st);
-                    if !events.is_empty() {
-                        node.record(events);
-                    }
-                    let mut st = node.lock();
-                    let p = st.peers.entry(peer).or_default();
-                    if p.again && r.is_ok() {
-                        p.again = false;
-                        true
-                    } else {
-                        p.again = false;
-                        p.running = false;
-                        false
-                    }
+                    (events, again)
                 };
+                if !events.is_empty() {
+                    node.record(events);
+                }
                 if !again {
                     break;
                 }
@@ -502,11 +494,6 @@ impl Node {
         let (send, recv) = conn.open_bi().await.map_err(iroh_err)?;
         let r = self.session(peer, send, recv, Direction::Dialed).await;
         conn.close(VarInt::from_u32(0), b"done");
-        if let Ok(o) = &r
-            && o.events_in > 0
-        {
-            self.note_provider(peer);
-        }
         r
     }
 
@@ -583,12 +570,13 @@ impl Node {
         });
         let mut broken = false;
         while let Some(buf) = out_rx.recv().await {
-            if broken {
-                queued.fetch_sub(buf.len(), Ordering::AcqRel);
-                drained.notify_one();
-                continue;
-            }
-            let r = send.write_all(&buf).await;
+            // Once the stream is broken, what the worker still sends is
+            // dropped until it ends the session.
+            let r = if broken {
+                Ok(())
+            } else {
+                send.write_all(&buf).await
+            };
             queued.fetch_sub(buf.len(), Ordering::AcqRel);
             drained.notify_one();
             if let Err(e) = r {
@@ -612,28 +600,22 @@ impl Node {
         {
             reader.abort();
         }
-        let millis = started.elapsed().as_millis() as u64;
-        let ended = match &result {
-            Ok(o) => SyncEvent::SessionEnded {
-                peer: peer.to_string(),
-                direction,
-                events_in: o.events_in,
-                events_out: o.events_out,
-                bytes_in: o.bytes_in,
-                bytes_out: o.bytes_out,
-                millis,
-                error: None,
-            },
-            Err(e) => SyncEvent::SessionEnded {
-                peer: peer.to_string(),
-                direction,
-                events_in: 0,
-                events_out: 0,
-                bytes_in: 0,
-                bytes_out: 0,
-                millis,
-                error: Some(e.to_string()),
-            },
+        let (moved, error) = match &result {
+            Ok(o) => (o.clone(), None),
+            Err(e) => (Outcome::default(), Some(e.to_string())),
+        };
+        if moved.events_in > 0 {
+            self.note_provider(peer);
+        }
+        let ended = SyncEvent::SessionEnded {
+            peer: peer.to_string(),
+            direction,
+            events_in: moved.events_in,
+            events_out: moved.events_out,
+            bytes_in: moved.bytes_in,
+            bytes_out: moved.bytes_out,
+            millis: started.elapsed().as_millis() as u64,
+            error,
         };
         if !ended.ended_quietly() {
             self.record(vec![

@@ -46,8 +46,8 @@ pub(crate) enum Job {
     Eof { id: u64 },
     /// Reading or writing failed.
     Broken { id: u64, error: std::io::Error },
-    /// New commits of the store.
-    Commits(Vec<Commit>),
+    /// A new commit of the store.
+    Commit(Commit),
     /// A topic was joined: announce and scan its logs.
     Join(TopicId),
     /// Appends from another process.
@@ -199,11 +199,9 @@ fn run(store: &Store, rx: Receiver<Job>, outputs: Outputs) {
                         slot.finish(Err(e));
                     }
                 }
-                Job::Commits(commits) => {
-                    for c in commits {
-                        if joined.contains(&c.log.topic) {
-                            dirty.insert(c.log);
-                        }
+                Job::Commit(c) => {
+                    if joined.contains(&c.log.topic) {
+                        dirty.insert(c.log);
                     }
                 }
                 Job::Join(topic) => {
