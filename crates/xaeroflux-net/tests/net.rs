@@ -236,7 +236,7 @@ fn a_50_mib_blob_reaches_another_node_verified() {
         .store
         .append(NewEvent::application(&chat, content.clone()))
         .unwrap_err();
-    assert!(err.to_string().contains("blob"), "{err}");
+    assert!(err.to_string().contains("append_blob"), "{err}");
     let (receipt, blob) = a.net.append_blob(&chat, &content).unwrap();
     assert_eq!(blob.size, content.len() as u64);
     assert_eq!(blob.hash, xaeroflux_net::BlobHash::of(&content));

@@ -55,7 +55,7 @@ pub enum StoreError {
     },
     /// An event that does not fit in one page.
     #[error(
-        "event of {size} bytes does not fit in a page: at most {max} bytes fit in a {page_size}-byte page (large payloads belong in the blob store)"
+        "event of {size} bytes does not fit in a page: at most {max} bytes fit in a {page_size}-byte page (large payloads belong in the blob store: `Core::append_blob` with the iroh-blob backend)"
     )]
     EventTooLarge {
         /// Encoded size of the event.
