@@ -25,6 +25,7 @@
 mod checkpoint;
 mod mmr;
 mod proof;
+pub mod reference;
 
 pub use checkpoint::{
     Checkpoint, MAX_NOTE_LEN, NoteVerifier, SignedCheckpoint, key_id, log_origin, sign_checkpoint,

@@ -29,7 +29,7 @@ pub trait NodeSource {
 }
 
 /// The largest power of two strictly below `n` (`n >= 2`).
-fn split(n: u64) -> u64 {
+pub(crate) fn split(n: u64) -> u64 {
     debug_assert!(n >= 2);
     1u64 << (63 - (n - 1).leading_zeros())
 }

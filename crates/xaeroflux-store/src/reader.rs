@@ -152,14 +152,14 @@ impl<'a> Iterator for PageEvents<'a> {
     }
 }
 
-/// Reads the event at `seq` of a log, through the index.
+/// Reads the event at `seq` of a log of `log_size` events, through the index.
 pub(crate) fn read_event<'a>(
     index: &Index,
     txn: &RoTxn,
     segments: &'a Segments,
     log_no: u32,
     log: &[u8; 64],
-    size: u64,
+    log_size: u64,
     seq: u64,
 ) -> Result<EventRef<'a>> {
     let (first, loc) = index.page_of(txn, log_no, seq)?.ok_or_else(|| {
@@ -169,7 +169,7 @@ pub(crate) fn read_event<'a>(
             format!("no page holds seq {seq} of log {log_no}"),
         )
     })?;
-    let entry_count = page_count(index, txn, loc, log_no, first, size)?;
+    let entry_count = page_count(index, txn, loc, log_no, first, log_size)?;
     let page = open_page(segments, loc, log, first, entry_count.0, entry_count.1)?;
     let mut evs = page.events(segments);
     evs.skip_events(seq - first)?;
@@ -184,7 +184,8 @@ pub(crate) fn read_event<'a>(
 }
 
 /// The count and sealed flag of a page, from the page table, checked
-/// against the log size.
+/// against the log's size (not a smaller tree size a proof is read at: the
+/// page holding an older tree's last leaf may hold later events too).
 pub(crate) fn page_count(
     index: &Index,
     txn: &RoTxn,
@@ -204,15 +205,15 @@ pub(crate) fn page_count(
     Ok((e.count, e.sealed))
 }
 
-/// Leaf hash of the event at `seq`.
+/// Leaf hash of the event at `seq` of a log of `log_size` events.
 pub(crate) fn leaf_at(
     index: &Index,
     txn: &RoTxn,
     segments: &Segments,
     log_no: u32,
     log: &[u8; 64],
-    size: u64,
+    log_size: u64,
     seq: u64,
 ) -> Result<Hash> {
-    Ok(read_event(index, txn, segments, log_no, log, size, seq)?.leaf_hash())
+    Ok(read_event(index, txn, segments, log_no, log, log_size, seq)?.leaf_hash())
 }

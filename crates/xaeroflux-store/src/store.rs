@@ -924,6 +924,7 @@ impl Store {
             &self.shared.segments,
             rec.log_no,
             log.to_bytes(),
+            rec.size,
             size,
         )
         .with_memo(&self.shared.node_memo)

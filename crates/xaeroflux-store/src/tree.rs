@@ -117,7 +117,10 @@ pub(crate) struct IndexNodes<'a> {
     segments: &'a Segments,
     log_no: u32,
     log: [u8; 64],
+    /// The tree size nodes are read at (at most the log's size).
     size: u64,
+    /// The log's size: what its pages may hold.
+    log_size: u64,
     chunks: RefCell<Vec<ChunkEntry<'a>>>,
     memo: Option<&'a NodeMemo>,
 }
@@ -135,6 +138,7 @@ impl<'a> IndexNodes<'a> {
         segments: &'a Segments,
         log_no: u32,
         log: [u8; 64],
+        log_size: u64,
         size: u64,
     ) -> Self {
         Self {
@@ -143,7 +147,8 @@ impl<'a> IndexNodes<'a> {
             segments,
             log_no,
             log,
-            size,
+            size: size.min(log_size),
+            log_size,
             chunks: RefCell::new(Vec::new()),
             memo: None,
         }
@@ -235,7 +240,7 @@ impl NodeSource for IndexNodes<'_> {
                 self.segments,
                 self.log_no,
                 &self.log,
-                self.size,
+                self.log_size,
                 index,
             )?;
             self.remember(0, index, h);

@@ -661,6 +661,7 @@ impl Writer {
                     rec.log_no,
                     id.to_bytes(),
                     rec.size,
+                    rec.size,
                 );
                 let frontier = Frontier::load(&nodes, rec.size)?;
                 let chunks = ChunkAssembler::load(&nodes, rec.size)?;

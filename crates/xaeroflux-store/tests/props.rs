@@ -1,11 +1,13 @@
 //! Property test of the whole store against a model: random page
 //! geometries, payload sizes (up to an event that fills a page alone) and
-//! batches across topics; events, roots and proofs must match an in-memory
-//! model, before and after reopening, and `verify` must pass.
+//! batches across topics; events, roots and proofs at every size (or a
+//! sample of 64 or more in a long log) must match RFC 9162 computed naively
+//! from the model's leaves, before and after reopening, and `verify` must
+//! pass.
 
 use proptest::prelude::*;
-use xaeroflux_store::merkle::{MemoryTree, verify_consistency, verify_inclusion};
-use xaeroflux_store::{Durability, NewEvent, Store, StoreOptions, Topic};
+use xaeroflux_store::merkle::{reference, verify_consistency, verify_inclusion};
+use xaeroflux_store::{Durability, LogId, NewEvent, Store, StoreOptions, Topic};
 
 #[derive(Debug, Clone)]
 struct Op {
@@ -28,15 +30,78 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
     )
 }
 
+/// The sizes at which a log of `n` events is checked: every size up to 512,
+/// else 64 or more spread over the log (both ends, every page-size-ish
+/// stride, and the sizes just below and above each).
+fn sizes_to_check(n: u64, salt: u64) -> Vec<u64> {
+    if n <= 512 {
+        return (1..=n).collect();
+    }
+    let mut v: Vec<u64> = (1..=8).chain(n - 8..=n).collect();
+    let mut x = salt | 1;
+    while v.len() < 80 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.push(1 + x % n);
+    }
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Roots at every checked size, inclusion proofs of the first, last and a
+/// middle event at each, and consistency proofs from each size to the
+/// full log and to a later size: all equal to RFC 9162 computed naively
+/// from the leaf list, and all verifying.
+fn check_proofs(store: &Store, log: &LogId, leaves: &[[u8; 32]]) -> Result<(), TestCaseError> {
+    let n = leaves.len() as u64;
+    let full = reference::root(leaves);
+    for size in sizes_to_check(n, n.wrapping_mul(0x9E37_79B9)) {
+        let s = size as usize;
+        let root = reference::root(&leaves[..s]);
+        prop_assert_eq!(store.root_at(log, size).unwrap(), root, "root at {}", size);
+        for seq in [0, size / 2, size - 1] {
+            let p = store.prove_inclusion(log, seq, size).unwrap();
+            prop_assert_eq!(p.leaf_hash, leaves[seq as usize]);
+            prop_assert_eq!(p.root, root);
+            prop_assert_eq!(
+                &p.path,
+                &reference::path(seq as usize, &leaves[..s]),
+                "path of {} at {}",
+                seq,
+                size
+            );
+            prop_assert!(verify_inclusion(&p.leaf_hash, seq, size, &p.path, &root).is_ok());
+        }
+        let later = size + (n - size) / 2;
+        for to in [n, later] {
+            let c = store.prove_consistency(log, size, to).unwrap();
+            let to_root = reference::root(&leaves[..to as usize]);
+            prop_assert_eq!((c.old_root, c.new_root), (root, to_root));
+            prop_assert_eq!(
+                &c.path,
+                &reference::proof(s, &leaves[..to as usize]),
+                "proof {} -> {}",
+                size,
+                to
+            );
+            prop_assert!(verify_consistency(size, to, &root, &to_root, &c.path).is_ok());
+        }
+    }
+    prop_assert_eq!(store.mmr_root(log).unwrap(), full);
+    Ok(())
+}
+
 fn check(
     store: &Store,
     topics: &[Topic],
-    model: &[(Vec<Vec<u8>>, MemoryTree)],
+    model: &[(Vec<Vec<u8>>, Vec<[u8; 32]>)],
 ) -> Result<(), TestCaseError> {
-    for (t, (payloads, tree)) in topics.iter().zip(model) {
+    for (t, (payloads, leaves)) in topics.iter().zip(model) {
         let log = store.own_log(t);
         let size = store.log_size(&log).unwrap();
-        prop_assert_eq!(size, tree.len());
+        prop_assert_eq!(size, leaves.len() as u64);
         if size == 0 {
             continue;
         }
@@ -46,22 +111,7 @@ fn check(
             .map(|e| e.unwrap().payload().to_vec())
             .collect();
         prop_assert_eq!(&got, payloads);
-        prop_assert_eq!(store.mmr_root(&log).unwrap(), tree.root());
-        for seq in [0, size / 2, size - 1] {
-            let p = store.prove_inclusion(&log, seq, size).unwrap();
-            prop_assert!(verify_inclusion(&p.leaf_hash, seq, size, &p.path, &tree.root()).is_ok());
-            let c = store.prove_consistency(&log, seq, size).unwrap();
-            prop_assert!(
-                verify_consistency(
-                    seq,
-                    size,
-                    &tree.root_at(seq).unwrap(),
-                    &tree.root(),
-                    &c.path
-                )
-                .is_ok()
-            );
-        }
+        check_proofs(store, &log, leaves)?;
         // Iterating from the middle gives the tail.
         let tail = store.iter_log(&log, size / 2).unwrap().count() as u64;
         prop_assert_eq!(tail, size - size / 2);
@@ -85,7 +135,7 @@ proptest! {
             ..StoreOptions::default()
         };
         let topics: Vec<Topic> = (0..3).map(|i| Topic::new(&format!("t{i}")).unwrap()).collect();
-        let mut model: Vec<(Vec<Vec<u8>>, MemoryTree)> = (0..3).map(|_| (Vec::new(), MemoryTree::new())).collect();
+        let mut model: Vec<(Vec<Vec<u8>>, Vec<[u8; 32]>)> = (0..3).map(|_| (Vec::new(), Vec::new())).collect();
         {
             let store = Store::open(dir.path(), opts.clone()).unwrap();
             let max = store.max_payload_len();
@@ -102,11 +152,9 @@ proptest! {
                 } else {
                     store.append_batch(evs).unwrap().events.iter().map(|e| e.leaf_hash).collect()
                 };
-                let (ps, tree) = &mut model[op.topic];
-                for (p, l) in payloads.into_iter().zip(leaves) {
-                    ps.push(p);
-                    tree.push(l);
-                }
+                let (ps, ls) = &mut model[op.topic];
+                ps.extend(payloads);
+                ls.extend(leaves);
             }
             // One byte more than fits is refused and changes nothing.
             let too_big = NewEvent::application(&topics[0], vec![0u8; max + 1]);
