@@ -1,9 +1,11 @@
+// Tests may unwrap, index and panic: a panic is a failed test.
+#![allow(clippy::restriction)]
 //! The xf commands and their JSON outputs, checked against the pure verifier.
 
 mod common;
 
-use std::io::Write;
-use std::process::Command;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
 
 use common::*;
 use xaeroflux_merkle::{NoteVerifier, from_hex, hash_leaf, verify_consistency, verify_inclusion};
@@ -12,6 +14,8 @@ fn h(v: &serde_json::Value) -> [u8; 32] {
     from_hex(v.as_str().expect("hex string")).expect("32-byte hex")
 }
 
+// Long on purpose: one store walked through every command in order, each
+// step reading what the steps before it wrote.
 #[test]
 fn append_dump_prove_checkpoint_and_verify() {
     let dir = tempfile::tempdir().unwrap();
@@ -145,6 +149,30 @@ fn append_dump_prove_checkpoint_and_verify() {
     let stat = &json_lines(&xf_ok(db, &["stat", "--json"]))[0];
     assert_eq!(stat["events"], 52);
     assert_eq!(stat["logs"], 2);
+}
+
+/// Starts `xf serve` on a free port of 127.0.0.1: the child, its output
+/// after the first line, and the address it listens on.
+fn spawn_serve(
+    db: &std::path::Path,
+) -> (
+    std::process::Child,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+    String,
+) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xf"))
+        .arg("--db")
+        .arg(db)
+        .args(["serve", "--tcp", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn xf serve");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("serving "), "{first}");
+    let addr = first.rsplit(' ').next().unwrap().to_string();
+    (child, lines, addr)
 }
 
 /// Proofs at older sizes of a log, over the CLI: every size of a 5-event
@@ -289,7 +317,7 @@ fn readers_work_beside_a_writer_process_and_a_second_writer_is_refused() {
     let mut child = spawn_lines(db, "live");
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    use std::io::BufRead;
+
     let mut seen = 0;
     for round in 0..5 {
         for i in 0..20 {
@@ -340,8 +368,6 @@ fn demo_runs() {
 
 #[test]
 fn cat_follow_prints_history_then_events_committed_by_another_process() {
-    use std::io::{BufRead, BufReader, Write};
-    use std::process::{Command, Stdio};
     use std::time::Duration;
 
     let dir = tempfile::tempdir().unwrap();
@@ -395,9 +421,6 @@ fn cat_follow_prints_history_then_events_committed_by_another_process() {
 
 #[test]
 fn serve_and_sync_over_tcp() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     for i in 0..20 {
@@ -405,18 +428,7 @@ fn serve_and_sync_over_tcp() {
     }
     xf_ok(&b, &["append", "--topic", "news", "b0"]);
     xf_ok(&b, &["append", "--topic", "private", "p0"]);
-    let mut server = Command::new(env!("CARGO_BIN_EXE_xf"))
-        .arg("--db")
-        .arg(&a)
-        .args(["serve", "--tcp", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn xf serve");
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr = first.rsplit(' ').next().unwrap().to_string();
-    assert!(first.starts_with("serving "), "{first}");
+    let (mut server, mut lines, addr) = spawn_serve(&a);
 
     let out = xf_ok(&b, &["sync", "--tcp", &addr, "--topic", "news"]);
     assert!(out.starts_with("ok: pulled 20 events in 1 logs"), "{out}");
@@ -441,9 +453,6 @@ fn serve_and_sync_over_tcp() {
 
 #[test]
 fn forks_are_listed_after_a_sync_with_a_forked_peer() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-
     let dir = tempfile::tempdir().unwrap();
     let (a, twin, c) = (
         dir.path().join("a"),
@@ -458,17 +467,7 @@ fn forks_are_listed_after_a_sync_with_a_forked_peer() {
     }
     xf_ok(&twin, &["append", "--topic", "t", "different"]);
     let serve = |db: &std::path::Path| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_xf"))
-            .arg("--db")
-            .arg(db)
-            .args(["serve", "--tcp", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn xf serve");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().unwrap().unwrap();
-        let addr = first.rsplit(' ').next().unwrap().to_string();
+        let (child, _, addr) = spawn_serve(db);
         (child, addr)
     };
     let (mut sa, addr_a) = serve(&a);
@@ -604,4 +603,65 @@ fn nodes_sync_and_take_appends_from_other_processes() {
     let r = xf(&a, &["node", "--topic", "chat", "--local-only"]);
     assert!(!r.status.success());
     assert!(String::from_utf8_lossy(&r.stderr).contains("locked"));
+}
+
+/// A disk that fills up: the append that fails says why in the OS's own
+/// words, everything acknowledged before stays, and the store verifies.
+/// Needs a small tmpfs (root, or a user namespace that may mount); skipped
+/// with a message where the machine does not allow one.
+#[test]
+fn a_full_disk_names_the_os_cause_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&mnt)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: this machine does not let the test mount a small tmpfs");
+        return;
+    }
+    let db = mnt.join("db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xf"))
+        .arg("--db")
+        .arg(&db)
+        .args(["append", "--topic", "t", "--lines"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // 3 MB of lines into 2 MB: the writer runs out of room on the way. The
+    // receipts are read meanwhile, so neither side waits on a full pipe.
+    let feeder = std::thread::spawn(move || {
+        let line = "x".repeat(200);
+        for _ in 0..15_000 {
+            if writeln!(stdin, "{line}").is_err() {
+                break;
+            }
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    let acknowledged = json_lines(&String::from_utf8(out.stdout).unwrap()).len();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let verified = xf(&db, &["verify"]);
+    let logs = json_lines(&xf_ok(&db, &["logs", "--json"]));
+    let _ = Command::new("umount").arg(&mnt).status();
+    assert!(!out.status.success(), "3 MB fitted in 2 MB");
+    assert!(
+        acknowledged > 1000,
+        "only {acknowledged} events before the disk filled"
+    );
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
+    assert!(logs[0]["size"].as_u64().unwrap() >= acknowledged as u64);
 }

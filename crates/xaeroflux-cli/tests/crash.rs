@@ -1,3 +1,5 @@
+// Tests may unwrap, index and panic: a panic is a failed test.
+#![allow(clippy::restriction)]
 //! Durability under `kill -9`: a child `xf append --lines` reports each
 //! event's receipt once it is durable (or, in the fast-mode rounds, written
 //! and indexed); the test kills it with SIGKILL at
@@ -11,16 +13,19 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use xaeroflux::{LogId, NewEvent, Store, StoreOptions, Topic};
+use xaeroflux::store::{Store, StoreOptions};
+use xaeroflux::{LogId, NewEvent, Topic};
 use xaeroflux_merkle::{from_hex, hash_leaf};
 
 const ROUNDS: usize = 24;
 
+// Long on purpose: the rounds share one store and the list of
+// acknowledged events, and each round checks what all before it left.
 #[test]
 fn sigkill_never_loses_an_acknowledged_event() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("store");
-    let mut rng = Rng::from_time();
+    let mut rng = rng();
     let mut acknowledged: Vec<(LogId, u64, [u8; 32])> = Vec::new();
     let mut kills = 0;
     for round in 0..ROUNDS {
@@ -46,7 +51,7 @@ fn sigkill_never_loses_an_acknowledged_event() {
         let mut stdin = child.stdin.take().unwrap();
         let stdout = child.stdout.take().unwrap();
         // Feed lines until the pipe breaks (bounded in count).
-        let seed = rng.next();
+        let seed = rng.next_u64();
         let feeder = std::thread::spawn(move || {
             for i in 0..200_000u64 {
                 let len = (seed.wrapping_add(i * 7919) % 180) as usize;

@@ -169,11 +169,12 @@ impl NoteVerifier {
         let key = B64
             .decode(key)
             .map_err(|_| malformed("key is not base64"))?;
-        if key.len() != 33 || key[0] != ALG_ED25519 {
-            return Err(malformed("not an Ed25519 verifier key"));
-        }
-        let mut public = [0u8; 32];
-        public.copy_from_slice(&key[1..]);
+        let public: [u8; 32] = match key.split_first() {
+            Some((&ALG_ED25519, rest)) => rest
+                .try_into()
+                .map_err(|_| malformed("not an Ed25519 verifier key"))?,
+            _ => return Err(malformed("not an Ed25519 verifier key")),
+        };
         let v = Self::new(name, &public)?;
         if v.id != id {
             return Err(malformed("key id does not match the key"));
@@ -230,14 +231,15 @@ impl NoteVerifier {
             let blob = B64
                 .decode(b64)
                 .map_err(|_| malformed("signature is not base64"))?;
-            if blob.len() < 5 {
+            let Some((id, sig)) = blob.split_first_chunk::<4>().filter(|(_, s)| !s.is_empty())
+            else {
                 return Err(malformed("signature is too short"));
-            }
-            let id = u32::from_be_bytes([blob[0], blob[1], blob[2], blob[3]]);
+            };
+            let id = u32::from_be_bytes(*id);
             if name != self.name || id != self.id {
                 continue; // another key's signature: ignored, as the spec says
             }
-            let sig: [u8; 64] = blob[4..].try_into().map_err(|_| {
+            let sig: [u8; 64] = sig.try_into().map_err(|_| {
                 MerkleError::BadSignature("Ed25519 signature is not 64 bytes".into())
             })?;
             self.key
@@ -279,8 +281,8 @@ mod tests {
         SigningKey::from_bytes(&[seed; 32])
     }
 
-    #[test]
-    fn sign_and_verify_round_trip() {
+    /// A checkpoint of size 42 signed by key 7, and its origin.
+    fn fixture() -> (SigningKey, String, Checkpoint, SignedCheckpoint) {
         let k = key(7);
         let origin = log_origin(&k.verifying_key().to_bytes(), &[9; 32]);
         let cp = Checkpoint {
@@ -289,6 +291,12 @@ mod tests {
             root: [3; 32],
         };
         let signed = sign_checkpoint(&cp, &k);
+        (k, origin, cp, signed)
+    }
+
+    #[test]
+    fn sign_and_verify_round_trip() {
+        let (k, origin, cp, signed) = fixture();
         assert!(signed.note.starts_with(&format!("{origin}\n42\n")));
         let v = NoteVerifier::new(&origin, &k.verifying_key().to_bytes()).unwrap();
         assert_eq!(v.verify_checkpoint(&signed.note).unwrap(), cp);
@@ -298,14 +306,7 @@ mod tests {
 
     #[test]
     fn wrong_key_and_tampered_text_fail() {
-        let k = key(7);
-        let origin = log_origin(&k.verifying_key().to_bytes(), &[9; 32]);
-        let cp = Checkpoint {
-            origin: origin.clone(),
-            size: 42,
-            root: [3; 32],
-        };
-        let signed = sign_checkpoint(&cp, &k);
+        let (k, origin, _, signed) = fixture();
         let other = NoteVerifier::new(&origin, &key(8).verifying_key().to_bytes()).unwrap();
         assert!(matches!(
             other.verify_checkpoint(&signed.note),

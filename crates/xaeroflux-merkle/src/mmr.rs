@@ -125,9 +125,11 @@ impl MemoryTree {
         self.frontier.push_with(leaf, |level, _, h| {
             let level = level as usize;
             if levels.len() <= level {
-                levels.push(Vec::new());
+                levels.resize_with(level + 1, Vec::new);
             }
-            levels[level].push(*h);
+            if let Some(l) = levels.get_mut(level) {
+                l.push(*h);
+            }
         });
     }
 

@@ -36,12 +36,12 @@ pub(crate) fn split(n: u64) -> u64 {
 
 /// RFC 9162 `MTH` of a list of leaf hashes, computed directly.
 pub fn mth(leaves: &[Hash]) -> Hash {
-    match leaves.len() {
-        0 => EMPTY_ROOT,
-        1 => leaves[0],
-        n => {
-            let k = split(n as u64) as usize;
-            hash_node(&mth(&leaves[..k]), &mth(&leaves[k..]))
+    match leaves {
+        [] => EMPTY_ROOT,
+        [one] => *one,
+        _ => {
+            let (left, right) = leaves.split_at(split(leaves.len() as u64) as usize);
+            hash_node(&mth(left), &mth(right))
         }
     }
 }
@@ -224,37 +224,53 @@ pub fn verify_consistency(
             available: new_size,
         });
     }
-    if old_size == new_size {
+    if old_size == new_size || old_size == 0 {
         if !proof.is_empty() {
-            return Err(MerkleError::InvalidProof(
-                "proof between equal sizes must be empty",
-            ));
+            return Err(MerkleError::InvalidProof(if old_size == 0 {
+                "proof from the empty tree must be empty"
+            } else {
+                "proof between equal sizes must be empty"
+            }));
         }
-        if old_root != new_root {
+        if old_size == new_size && old_root != new_root {
             return Err(MerkleError::InvalidProof(
                 "equal sizes with different roots",
             ));
         }
         return Ok(());
     }
-    if old_size == 0 {
-        if !proof.is_empty() {
-            return Err(MerkleError::InvalidProof(
-                "proof from the empty tree must be empty",
-            ));
-        }
-        return Ok(());
+    let (fr, sr) = consistency_roots(old_size, new_size, old_root, proof)?;
+    if &fr != old_root {
+        return Err(MerkleError::InvalidProof(
+            "proof does not lead to the old root",
+        ));
     }
+    if &sr != new_root {
+        return Err(MerkleError::InvalidProof(
+            "proof does not lead to the new root",
+        ));
+    }
+    Ok(())
+}
+
+/// The old and new roots a consistency proof leads to, for
+/// `0 < old_size < new_size`: the RFC 9162 section 2.1.4.2 walk.
+fn consistency_roots(
+    old_size: u64,
+    new_size: u64,
+    old_root: &Hash,
+    proof: &[Hash],
+) -> Result<(Hash, Hash), MerkleError> {
+    let (seed, path) = if old_size.is_power_of_two() {
+        (*old_root, proof)
+    } else {
+        match proof.split_first() {
+            Some((first, rest)) => (*first, rest),
+            None => return Err(MerkleError::InvalidProof("empty consistency proof")),
+        }
+    };
     if proof.is_empty() {
         return Err(MerkleError::InvalidProof("empty consistency proof"));
-    }
-    let mut path = proof;
-    let seed;
-    if old_size.is_power_of_two() {
-        seed = *old_root;
-    } else {
-        seed = path[0];
-        path = &path[1..];
     }
     let mut f = old_size - 1;
     let mut s = new_size - 1;
@@ -284,17 +300,7 @@ pub fn verify_consistency(
     if s != 0 {
         return Err(MerkleError::InvalidProof("consistency proof is too short"));
     }
-    if &fr != old_root {
-        return Err(MerkleError::InvalidProof(
-            "proof does not lead to the old root",
-        ));
-    }
-    if &sr != new_root {
-        return Err(MerkleError::InvalidProof(
-            "proof does not lead to the new root",
-        ));
-    }
-    Ok(())
+    Ok((fr, sr))
 }
 
 #[cfg(test)]

@@ -1,3 +1,5 @@
+// Tests may unwrap, index and panic: a panic is a failed test.
+#![allow(clippy::restriction)]
 //! Property tests: the incremental tree against the RFC 9162 definitions
 //! computed naively from the leaf list, and tampered proofs.
 

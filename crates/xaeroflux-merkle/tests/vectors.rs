@@ -1,3 +1,5 @@
+// Tests may unwrap, index and panic: a panic is a failed test.
+#![allow(clippy::restriction)]
 //! The public RFC 6962 / RFC 9162 vectors of `shared/vectors/rfc6962.txt`
 //! (a copy lives in `tests/data/`), checked against this crate's tree,
 //! proofs and verifiers.

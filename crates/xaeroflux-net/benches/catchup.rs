@@ -1,3 +1,5 @@
+// Tests may unwrap, index and panic: a panic is a failed test.
+#![allow(clippy::restriction)]
 //! Catch-up of one log of N events of 100 bytes (default 1,000,000) between
 //! two nodes over iroh on loopback, every page verified and committed
 //! durably, beside a plain copy of the same bytes over one iroh stream
@@ -12,20 +14,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use iroh::endpoint::{Connection, presets};
+use iroh::endpoint::Connection;
 use iroh::protocol::{AcceptError, ProtocolHandler, Router};
-use iroh::{Endpoint, EndpointAddr, RelayMode};
+use iroh::{Endpoint, EndpointAddr};
 use xaeroflux_net::{Backends, Net, NetConfig, NetMode};
 use xaeroflux_store::{NewEvent, Store, StoreOptions, Topic};
+use xaeroflux_testkit::{bench_payload, env_u64 as env, fill_with, median};
 
 const COPY_ALPN: &[u8] = b"xaeroflux/bench-copy/1";
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -34,13 +30,10 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// An endpoint set up as the nodes' are (local-only, 127.0.0.1).
 async fn endpoint() -> Endpoint {
-    Endpoint::builder(presets::Minimal)
-        .relay_mode(RelayMode::Disabled)
-        .clear_ip_transports()
-        .bind_addr("127.0.0.1:0")
+    xaeroflux_net::endpoint_builder(&NetMode::local_only())
         .unwrap()
-        .portmapper_config(iroh::endpoint::PortmapperConfig::Disabled)
         .bind()
         .await
         .unwrap()
@@ -148,7 +141,7 @@ fn idle_node() {
         "idle {} {} {}",
         status_kib("VmRSS:"),
         status_kib("VmHWM:"),
-        Net::os_threads().unwrap_or(0)
+        xaeroflux_testkit::os_threads().unwrap_or(0)
     );
     net.shutdown();
 }
@@ -163,19 +156,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let (src, net_a) = node(dir.path(), &["iroh"]);
     let topic = Topic::new("bench").unwrap();
-    let mut i = 0;
-    while i < n {
-        let k = (n - i).min(1000);
-        let evs = (0..k)
-            .map(|j| {
-                let mut p = vec![0u8; 100];
-                p[..8].copy_from_slice(&(i + j).to_le_bytes());
-                NewEvent::application(&topic, p)
-            })
-            .collect();
-        src.append_batch(evs).unwrap();
-        i += k;
-    }
+    fill_with(&src, &topic, n, 1000, bench_payload);
     net_a.join(&topic, &[]).unwrap();
     println!(
         "catch-up of one log of {n} events of 100 bytes between two nodes over iroh on loopback (durable)"
@@ -212,12 +193,10 @@ fn main() {
         net_b.shutdown();
         drop(dst);
     }
-    rates.sort_by(f64::total_cmp);
-    ratios.sort_by(f64::total_cmp);
     println!(
         "median: {:.0} events/s, {:.3}x the plain copy (ratio: plain copy time / catch-up time, same bytes)",
-        rates[rates.len() / 2],
-        ratios[ratios.len() / 2]
+        median(rates),
+        median(ratios)
     );
     net_a.shutdown();
     drop(src);

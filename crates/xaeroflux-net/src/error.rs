@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use xaeroflux_store::StoreError;
 use xaeroflux_sync::SyncError;
+use xaeroflux_types::{Corruption, IoError, UnsupportedVersion};
 
 /// Everything that can go wrong in the network layer.
 #[derive(Debug, thiserror::Error)]
@@ -32,33 +33,24 @@ pub enum NetError {
     /// A topic that cannot be joined.
     #[error("cannot join topic {0:?}")]
     InvalidTopic(String),
-    /// An operating-system error on a file (the OS error is the `source`).
-    #[error("I/O error on {path}")]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// What the OS said.
-        source: std::io::Error,
-    },
+    /// An operating-system error on a file; the text carries the OS's own
+    /// message.
+    #[error(transparent)]
+    Io(#[from] IoError),
     /// Bytes on disk that are not what this layer wrote.
-    #[error("corrupt data in {file} at offset {offset}: {reason}")]
-    Corrupt {
-        /// The file.
-        file: PathBuf,
-        /// Byte offset in it.
-        offset: u64,
-        /// What is wrong.
-        reason: String,
-    },
+    #[error(transparent)]
+    Corrupt(#[from] Corruption),
     /// A file or message of another format version.
-    #[error("{what}: format version {found} is not supported (this build reads {supported})")]
-    UnsupportedVersion {
-        /// The file or message kind.
-        what: String,
-        /// Version found.
-        found: u8,
-        /// Version this build reads and writes.
-        supported: u8,
+    #[error(transparent)]
+    UnsupportedVersion(#[from] UnsupportedVersion),
+    /// The OS refused to start a thread or a runtime.
+    #[error("could not start {what}: {source}")]
+    Start {
+        /// What was being started.
+        what: &'static str,
+        /// The OS's error.
+        #[source]
+        source: std::io::Error,
     },
     /// A message from a peer that does not decode.
     #[error("malformed {what}: {reason}")]
@@ -83,6 +75,9 @@ pub enum NetError {
     /// The network layer has been shut down.
     #[error("the network layer has shut down")]
     Closed,
+    /// The running node refused a request handed to it (its reason).
+    #[error("the node refused: {0}")]
+    Refused(String),
     /// No running node answered on the store's local socket.
     #[error("no node is running on {0}")]
     NoNode(PathBuf),
@@ -93,6 +88,10 @@ pub(crate) fn iroh_err(e: impl std::fmt::Display) -> NetError {
 }
 
 pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> NetError {
-    let path = path.into();
-    move |source| NetError::Io { path, source }
+    let f = IoError::on(path);
+    move |source| NetError::Io(f(source))
+}
+
+pub(crate) fn start_err(what: &'static str) -> impl FnOnce(std::io::Error) -> NetError {
+    move |source| NetError::Start { what, source }
 }

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use xaeroflux_store::{EventKind, LogId, NewEvent, Receipt, Topic};
+use xaeroflux_types::bytes::Cursor;
 
 use crate::error::{NetError, io_err};
 
@@ -83,26 +84,15 @@ fn encode_receipt(r: &Receipt, out: &mut Vec<u8>) {
     out.extend_from_slice(&r.root);
 }
 
-fn decode_receipt(b: &[u8; RECEIPT_LEN]) -> Receipt {
-    let mut log = [0u8; 64];
-    log.copy_from_slice(&b[..64]);
-    let u64_at = |i: usize| {
-        let mut x = [0u8; 8];
-        x.copy_from_slice(&b[i..i + 8]);
-        u64::from_le_bytes(x)
-    };
-    let hash_at = |i: usize| {
-        let mut x = [0u8; 32];
-        x.copy_from_slice(&b[i..i + 32]);
-        x
-    };
-    Receipt {
-        log: LogId::from_bytes(&log),
-        seq: u64_at(64),
-        leaf_hash: hash_at(72),
-        size: u64_at(104),
-        root: hash_at(112),
-    }
+fn decode_receipt(b: &[u8; RECEIPT_LEN]) -> Option<Receipt> {
+    let mut c = Cursor::new(b);
+    Some(Receipt {
+        log: LogId::from_bytes(&c.array()?),
+        seq: c.u64_le()?,
+        leaf_hash: c.array()?,
+        size: c.u64_le()?,
+        root: c.array()?,
+    })
 }
 
 /// Hands `events` to the node running on `store_dir` and returns their
@@ -160,7 +150,7 @@ impl Client {
                 let mut b = [0u8; RECEIPT_LEN];
                 for _ in 0..n {
                     self.stream.read_exact(&mut b).map_err(io_err(&path))?;
-                    out.push(decode_receipt(&b));
+                    out.extend(decode_receipt(&b));
                 }
                 Ok(out)
             }
@@ -173,10 +163,9 @@ impl Client {
                 }
                 let mut msg = vec![0u8; n as usize];
                 self.stream.read_exact(&mut msg).map_err(io_err(&path))?;
-                Err(NetError::Iroh(format!(
-                    "the node refused the append: {}",
-                    String::from_utf8_lossy(&msg)
-                )))
+                Err(NetError::Refused(
+                    String::from_utf8_lossy(&msg).into_owned(),
+                ))
             }
             s => Err(NetError::Malformed {
                 what: "handoff reply",
@@ -197,14 +186,13 @@ pub(crate) async fn read_request<R: tokio::io::AsyncRead + Unpin>(
     r: &mut R,
 ) -> Result<Option<Vec<NewEvent>>, String> {
     let mut head = [0u8; 9];
-    match r.read_exact(&mut head[..1]).await {
+    let (first, rest) = head.split_at_mut(1);
+    match r.read_exact(first).await {
         Ok(_) => {}
         Err(_) => return Ok(None),
     }
-    r.read_exact(&mut head[1..])
-        .await
-        .map_err(|e| e.to_string())?;
-    if &head[..4] != MAGIC {
+    r.read_exact(rest).await.map_err(|e| e.to_string())?;
+    if head[..4] != *MAGIC {
         return Err("not a handoff request (bad magic)".into());
     }
     if head[4] != VERSION {
@@ -265,7 +253,7 @@ pub(crate) async fn write_reply<W: tokio::io::AsyncWrite + Unpin>(
         Err(msg) => {
             out.push(1);
             let msg = msg.as_bytes();
-            let msg = &msg[..msg.len().min(64 * 1024)];
+            let msg = msg.get(..64 * 1024).unwrap_or(msg);
             out.extend_from_slice(&(msg.len() as u32).to_le_bytes());
             out.extend_from_slice(msg);
         }
@@ -290,7 +278,7 @@ mod tests {
         let mut b = Vec::new();
         encode_receipt(&r, &mut b);
         let arr: [u8; RECEIPT_LEN] = b.try_into().unwrap();
-        assert_eq!(decode_receipt(&arr), r);
+        assert_eq!(decode_receipt(&arr), Some(r));
     }
 
     #[tokio::test]

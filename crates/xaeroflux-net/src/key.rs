@@ -1,22 +1,42 @@
 //! The endpoint's secret key, kept in the store directory so the node's
 //! endpoint id survives restarts.
 //!
-//! File `net/endpoint.key`, 41 bytes: magic `XFNK`, version byte 1, the
-//! 32-byte Ed25519 secret, and the first 4 bytes of the SHA-256 of the 37
-//! bytes before them. Written once (to a temporary file, synced, renamed),
-//! mode 0600 on Unix.
+//! File `net/endpoint.key`, 41 bytes, written once (atomically, mode 0600):
+//!
+//! ```text
+//!  0  magic "XFNK"             4
+//!  4  version (1)              1
+//!  5  Ed25519 secret key       32
+//! 37  SHA-256 of 0..37, first  4
+//! ```
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use iroh::SecretKey;
 use xaeroflux_merkle::sha256;
+use xaeroflux_types::fs::write_atomic;
+use xaeroflux_types::{Corruption, UnsupportedVersion};
 
 use crate::error::{NetError, io_err};
 
-const MAGIC: &[u8; 4] = b"XFNK";
+const MAGIC: [u8; 4] = *b"XFNK";
 const VERSION: u8 = 1;
-const LEN: usize = 41;
+
+/// The file, field by field (alignment 1, no padding): its offsets are
+/// the fields'.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct KeyFile {
+    magic: [u8; 4],
+    version: u8,
+    secret: [u8; 32],
+    sum: [u8; 4],
+}
+
+const LEN: usize = std::mem::size_of::<KeyFile>();
+const VERSION_OFFSET: usize = std::mem::offset_of!(KeyFile, version);
+const SECRET_OFFSET: usize = std::mem::offset_of!(KeyFile, secret);
+const SUM_OFFSET: usize = std::mem::offset_of!(KeyFile, sum);
 
 /// Where the key lives under a store directory.
 pub fn key_path(store_dir: &Path) -> PathBuf {
@@ -30,73 +50,61 @@ pub fn load_or_create(store_dir: &Path) -> Result<SecretKey, NetError> {
         Ok(bytes) => decode(&path, &bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = SecretKey::generate();
-            write(&path, &key)?;
+            let dir = store_dir.join("net");
+            std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+            write_atomic(&path, &encode(&key), Some(0o600))?;
             Ok(key)
         }
         Err(e) => Err(io_err(&path)(e)),
     }
 }
 
+/// The first 4 bytes of the SHA-256 of everything before the sum.
+fn checksum(f: &KeyFile) -> [u8; 4] {
+    let bytes = bytemuck::bytes_of(f);
+    let sum = sha256(&[bytes.get(..SUM_OFFSET).unwrap_or_default()]);
+    [sum[0], sum[1], sum[2], sum[3]]
+}
+
 fn encode(key: &SecretKey) -> [u8; LEN] {
+    let mut f = KeyFile {
+        magic: MAGIC,
+        version: VERSION,
+        secret: key.to_bytes(),
+        sum: [0; 4],
+    };
+    f.sum = checksum(&f);
     let mut out = [0u8; LEN];
-    out[..4].copy_from_slice(MAGIC);
-    out[4] = VERSION;
-    out[5..37].copy_from_slice(&key.to_bytes());
-    let sum = sha256(&[&out[..37]]);
-    out[37..].copy_from_slice(&sum[..4]);
+    out.copy_from_slice(bytemuck::bytes_of(&f));
     out
 }
 
 fn decode(path: &Path, bytes: &[u8]) -> Result<SecretKey, NetError> {
-    let corrupt = |offset: u64, reason: &str| NetError::Corrupt {
-        file: path.to_path_buf(),
-        offset,
-        reason: reason.into(),
-    };
-    if bytes.len() < 5 || &bytes[..4] != MAGIC {
-        return Err(corrupt(0, "not an endpoint key file (bad magic)"));
+    let corrupt = |offset: usize, reason: &str| Corruption::new(path, offset as u64, reason);
+    if bytes.get(..VERSION_OFFSET) != Some(&MAGIC[..]) {
+        return Err(corrupt(0, "not an endpoint key file (bad magic)").into());
     }
-    if bytes[4] != VERSION {
-        return Err(NetError::UnsupportedVersion {
-            what: path.display().to_string(),
-            found: bytes[4],
-            supported: VERSION,
-        });
+    match bytes.get(VERSION_OFFSET) {
+        Some(&VERSION) => {}
+        found => {
+            return Err(UnsupportedVersion {
+                what: path.display().to_string(),
+                found: found.copied().unwrap_or(0) as u32,
+                supported: VERSION as u32,
+            }
+            .into());
+        }
     }
-    if bytes.len() != LEN {
-        return Err(corrupt(
-            5,
+    let f: KeyFile = bytemuck::try_pod_read_unaligned(bytes).map_err(|_| {
+        corrupt(
+            SECRET_OFFSET,
             &format!("{} bytes, expected {LEN}", bytes.len()),
-        ));
+        )
+    })?;
+    if f.sum != checksum(&f) {
+        return Err(corrupt(SUM_OFFSET, "checksum does not match the key").into());
     }
-    let sum = sha256(&[&bytes[..37]]);
-    if bytes[37..] != sum[..4] {
-        return Err(corrupt(37, "checksum does not match the key"));
-    }
-    let mut secret = [0u8; 32];
-    secret.copy_from_slice(&bytes[5..37]);
-    Ok(SecretKey::from_bytes(&secret))
-}
-
-fn write(path: &Path, key: &SecretKey) -> Result<(), NetError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let tmp = path.with_extension("tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(&tmp).map_err(io_err(&tmp))?;
-    f.write_all(&encode(key)).map_err(io_err(&tmp))?;
-    f.sync_all().map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    Ok(SecretKey::from_bytes(&f.secret))
 }
 
 #[cfg(test)]
@@ -110,6 +118,12 @@ mod tests {
         let b = load_or_create(dir.path()).unwrap();
         assert_eq!(a.public(), b.public());
         let path = key_path(dir.path());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
         let good = std::fs::read(&path).unwrap();
         for i in 0..good.len() {
             let mut bad = good.clone();
@@ -123,7 +137,7 @@ mod tests {
         std::fs::write(&path, &good[..20]).unwrap();
         assert!(matches!(
             load_or_create(dir.path()),
-            Err(NetError::Corrupt { .. })
+            Err(NetError::Corrupt(_))
         ));
     }
 }

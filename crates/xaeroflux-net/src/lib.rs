@@ -60,7 +60,7 @@ use iroh::{EndpointAddr, EndpointId};
 use iroh_tickets::endpoint::EndpointTicket;
 use tokio::sync::{mpsc, oneshot};
 use xaeroflux_reactive::SubscriptionGuard;
-use xaeroflux_store::{NewEvent, Receipt, Store, Topic};
+use xaeroflux_store::{NewEvent, Receipt, Replication, Store, Topic};
 use xaeroflux_sync::{Outcome, SessionConfig};
 
 pub use error::NetError;
@@ -72,6 +72,7 @@ pub use wire::{
 };
 
 use node::Node;
+pub use node::endpoint_builder;
 use worker::Job;
 
 /// The ALPN XSP sessions are accepted on.
@@ -127,6 +128,12 @@ impl Backends {
                 Backend::IrohBlob => b.blob = true,
             }
         }
+        Self::check(b)
+    }
+
+    /// Checks that the backends can run together: `iroh-gossip` and
+    /// `iroh-blob` run on the `iroh` endpoint.
+    pub fn check(b: Backends) -> Result<Backends, NetError> {
         if (b.gossip || b.blob) && !b.iroh {
             return Err(NetError::BackendMissing(
                 "iroh-gossip and iroh-blob run on the iroh endpoint: add \"iroh\"".into(),
@@ -288,6 +295,34 @@ impl<'a> From<&'a PathBuf> for BlobSource<'a> {
     }
 }
 
+/// The one current-thread tokio runtime, on a thread of its own (`xf-net`)
+/// that runs until told to stop.
+fn start_runtime() -> Result<
+    (
+        tokio::runtime::Handle,
+        oneshot::Sender<()>,
+        std::thread::JoinHandle<()>,
+    ),
+    NetError,
+> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(error::start_err("the network runtime"))?;
+    let handle = rt.handle().clone();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let runtime = std::thread::Builder::new()
+        .name("xf-net".into())
+        .spawn(move || {
+            rt.block_on(async {
+                let _ = stop_rx.await;
+            });
+            rt.shutdown_timeout(Duration::from_secs(2));
+        })
+        .map_err(error::start_err("the network runtime thread"))?;
+    Ok((handle, stop_tx, runtime))
+}
+
 /// The network layer of one store: its endpoint, gossip and blobs.
 pub struct Net {
     node: Arc<Node>,
@@ -321,47 +356,32 @@ impl Net {
         })?;
         let secret = key::load_or_create(store.dir())?;
         let me = *secret.public().as_bytes();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(error::io_err(store.dir()))?;
-        let handle = rt.handle().clone();
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let runtime = std::thread::Builder::new()
-            .name("xf-net".into())
-            .spawn(move || {
-                rt.block_on(async {
-                    let _ = stop_rx.await;
-                });
-                rt.shutdown_timeout(Duration::from_secs(2));
-            })
-            .map_err(error::io_err(store.dir()))?;
+        let (handle, stop, runtime) = start_runtime()?;
         let (jobs, jobs_rx) = crossbeam_channel::unbounded();
         let (ann_tx, ann_rx) = mpsc::unbounded_channel();
         let (blob_tx, blob_rx) = mpsc::unbounded_channel();
-        let worker = worker::spawn(
-            store.clone(),
-            jobs_rx,
-            worker::Outputs {
-                announce: ann_tx,
-                blobs: config.backends.blob.then_some(blob_tx),
-                me,
-            },
-        )
-        .map_err(error::io_err(store.dir()))?;
+        let outputs = worker::Outputs {
+            announce: ann_tx,
+            blobs: config.backends.blob.then_some(blob_tx),
+            me,
+            jobs: jobs.clone(),
+        };
+        let worker = worker::spawn(store.clone(), jobs_rx, outputs)
+            .map_err(error::start_err("the sync worker thread"))?;
+        let started = handle.block_on(Node::start(store.clone(), config, secret, jobs.clone()));
         let mut net = Net {
-            node: match handle.block_on(Node::start(store.clone(), config, secret, jobs.clone())) {
+            node: match started {
                 Ok(n) => n,
                 Err(e) => {
                     let _ = jobs.send(Job::Shutdown);
                     let _ = worker.join();
-                    let _ = stop_tx.send(());
+                    let _ = stop.send(());
                     let _ = runtime.join();
                     return Err(e);
                 }
             },
             handle: handle.clone(),
-            stop: Some(stop_tx),
+            stop: Some(stop),
             runtime: Some(runtime),
             worker: Some(worker),
             commits: None,
@@ -375,29 +395,34 @@ impl Net {
             let _ = jobs.send(Job::Commit(c));
         }));
         #[cfg(unix)]
-        {
-            let path = handoff::socket_path(store.dir());
-            let _ = std::fs::remove_file(&path);
-            let listener = {
-                let _guard = handle.enter();
-                tokio::net::UnixListener::bind(&path)
-            };
-            match listener {
-                Ok(listener) => {
-                    net.socket = Some(path);
-                    handle.spawn(node.handoff_loop(listener));
-                }
-                // Sync works without it; other processes then cannot hand
-                // appends over (a path too long for a socket, say).
-                Err(e) => {
-                    let _ = node.jobs.send(Job::Record(vec![SyncEvent::Error {
-                        peer: None,
-                        message: format!("hand-over socket {}: {e}", path.display()),
-                    }]));
-                }
+        net.listen_for_handoffs(store.dir());
+        Ok(net)
+    }
+
+    /// Serves `node.sock` for other processes' appends. Sync works without
+    /// it: when the OS refuses the socket (a path too long for one, say),
+    /// that is recorded as a sync error and other processes cannot hand
+    /// appends over.
+    #[cfg(unix)]
+    fn listen_for_handoffs(&mut self, dir: &Path) {
+        let path = handoff::socket_path(dir);
+        let _ = std::fs::remove_file(&path);
+        let listener = {
+            let _guard = self.handle.enter();
+            tokio::net::UnixListener::bind(&path)
+        };
+        match listener {
+            Ok(listener) => {
+                self.socket = Some(path);
+                self.handle.spawn(self.node.clone().handoff_loop(listener));
+            }
+            Err(e) => {
+                let _ = self.node.jobs.send(Job::Record(vec![SyncEvent::Error {
+                    peer: None,
+                    message: format!("hand-over socket {}: {e}", path.display()),
+                }]));
             }
         }
-        Ok(net)
     }
 
     /// This node's endpoint id (64 hex digits), stable across restarts.
@@ -533,11 +558,6 @@ impl Net {
             }
             std::thread::sleep(left.min(Duration::from_millis(20)));
         }
-    }
-
-    /// The process's OS thread count (Linux), to check the budget.
-    pub fn os_threads() -> Option<usize> {
-        std::fs::read_dir("/proc/self/task").ok().map(|d| d.count())
     }
 
     /// Stops: leaves gossip, closes the endpoint, ends the worker and the

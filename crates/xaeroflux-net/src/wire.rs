@@ -6,7 +6,8 @@
 use std::fmt;
 
 use xaeroflux_merkle::{Checkpoint, NoteVerifier};
-use xaeroflux_store::LogId;
+use xaeroflux_types::bytes::Cursor;
+use xaeroflux_types::{LogId, UnsupportedVersion};
 
 use crate::error::NetError;
 
@@ -57,26 +58,30 @@ impl Announcement {
         if bytes.len() > MAX_ANNOUNCE {
             return Err(bad("longer than the bound"));
         }
-        let head = bytes.get(..103).ok_or_else(|| bad("truncated header"))?;
-        if &head[..4] != ANNOUNCE_MAGIC {
+        let mut c = Cursor::new(bytes);
+        if c.array::<4>().as_ref() != Some(ANNOUNCE_MAGIC) {
             return Err(bad("bad magic"));
         }
-        if head[4] != ANNOUNCE_VERSION {
-            return Err(NetError::UnsupportedVersion {
-                what: "announcement".into(),
-                found: head[4],
-                supported: ANNOUNCE_VERSION,
-            });
+        match c.u8() {
+            Some(ANNOUNCE_VERSION) => {}
+            Some(found) => {
+                return Err(UnsupportedVersion {
+                    what: "announcement".into(),
+                    found: found as u32,
+                    supported: ANNOUNCE_VERSION as u32,
+                }
+                .into());
+            }
+            None => return Err(bad("truncated header")),
         }
-        let mut announcer = [0u8; 32];
-        announcer.copy_from_slice(&head[5..37]);
-        let mut log = [0u8; 64];
-        log.copy_from_slice(&head[37..101]);
-        let len = u16::from_le_bytes([head[101], head[102]]) as usize;
+        let (Some(announcer), Some(log), Some(len)) = (c.array(), c.array(), c.u16_le()) else {
+            return Err(bad("truncated header"));
+        };
+        let len = len as usize;
         if len > MAX_NOTE {
             return Err(bad("note longer than the bound"));
         }
-        let note = bytes.get(103..).ok_or_else(|| bad("truncated note"))?;
+        let note = c.rest();
         if note.len() != len {
             return Err(bad("note length does not match"));
         }
@@ -172,19 +177,16 @@ impl BlobRef {
 
     /// The reference in an event payload, if it is one (of this version).
     pub fn decode(payload: &[u8]) -> Option<Self> {
-        if payload.len() != BLOB_REF_LEN
-            || &payload[..6] != BLOB_MAGIC
-            || payload[6] != BLOB_VERSION
-        {
+        if payload.len() != BLOB_REF_LEN {
             return None;
         }
-        let mut hash = [0u8; 32];
-        hash.copy_from_slice(&payload[7..39]);
-        let mut size = [0u8; 8];
-        size.copy_from_slice(&payload[39..47]);
+        let mut c = Cursor::new(payload);
+        if c.array::<6>().as_ref() != Some(BLOB_MAGIC) || c.u8() != Some(BLOB_VERSION) {
+            return None;
+        }
         Some(Self {
-            hash: BlobHash(hash),
-            size: u64::from_le_bytes(size),
+            hash: BlobHash(c.array()?),
+            size: c.u64_le()?,
         })
     }
 }
@@ -244,7 +246,10 @@ mod tests {
         bytes[4] = 9;
         assert!(matches!(
             Announcement::decode(&bytes),
-            Err(NetError::UnsupportedVersion { found: 9, .. })
+            Err(NetError::UnsupportedVersion(UnsupportedVersion {
+                found: 9,
+                ..
+            }))
         ));
     }
 }

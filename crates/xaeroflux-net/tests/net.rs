@@ -1,3 +1,5 @@
+// Tests may unwrap, index and panic: a panic is a failed test.
+#![allow(clippy::restriction)]
 //! Nodes on loopback, in the local-only mode: nothing here leaves
 //! 127.0.0.0/8.
 
@@ -306,7 +308,6 @@ fn peers_parse_from_tickets_and_addresses() {
 
 #[test]
 fn other_alpns_and_garbage_are_refused_without_harm() {
-    use iroh::endpoint::presets;
     let dir = tempfile::tempdir().unwrap();
     let a = start(
         dir.path(),
@@ -324,12 +325,8 @@ fn other_alpns_and_garbage_are_refused_without_harm() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let ep = iroh::Endpoint::builder(presets::Minimal)
-            .relay_mode(iroh::RelayMode::Disabled)
-            .clear_ip_transports()
-            .bind_addr("127.0.0.1:0")
+        let ep = xaeroflux_net::endpoint_builder(&NetMode::local_only())
             .unwrap()
-            .portmapper_config(iroh::endpoint::PortmapperConfig::Disabled)
             .bind()
             .await
             .unwrap();

@@ -1,3 +1,5 @@
+// Tests may unwrap, index and panic: a panic is a failed test.
+#![allow(clippy::restriction)]
 //! The thread budget of a node (alone in its binary, so no other test's
 //! threads are counted).
 
@@ -6,21 +8,7 @@ use std::time::{Duration, Instant};
 
 use xaeroflux_net::{Backends, Net, NetConfig, NetMode};
 use xaeroflux_store::{NewEvent, Store, StoreOptions, Topic};
-
-fn threads() -> usize {
-    Net::os_threads().expect("/proc/self/task")
-}
-
-fn names() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
-        .map(|s| s.trim().to_string())
-        .collect();
-    v.sort();
-    v
-}
+use xaeroflux_testkit::{thread_count as threads, thread_names as names};
 
 #[test]
 fn a_node_with_every_backend_stays_within_eight_threads() {

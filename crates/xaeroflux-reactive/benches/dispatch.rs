@@ -1,3 +1,5 @@
+// Tests may unwrap, index and panic: a panic is a failed test.
+#![allow(clippy::restriction)]
 //! Publish-to-handler throughput of a subject with 1 and 8 listeners,
 //! beside the same fan-out done by hand with crossbeam channels (one
 //! bounded channel per consumer thread) in the same run.

@@ -211,6 +211,9 @@ impl ListenerBuilder {
     /// # Panics
     /// When the operating system refuses to start a thread
     /// ([`ListenerBuilder::try_build`] returns the error instead).
+    // The convenience form of `try_build`, documented to panic when the OS
+    // refuses a thread; bytes from disk or peers never lead here.
+    #[allow(clippy::panic)]
     pub fn build<T: Prioritized + Send + 'static>(
         self,
         handler: impl Fn(T) + Send + Sync + 'static,

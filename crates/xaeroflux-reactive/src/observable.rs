@@ -21,36 +21,49 @@ pub(crate) trait Source<T>: Send + Sync {
 /// returns, the observer is not called again.
 #[must_use = "dropping the guard unsubscribes at once"]
 pub struct SubscriptionGuard {
-    detach: Vec<Box<dyn FnOnce() + Send>>,
+    // Behind a mutex only so that a guard can be shared between threads
+    // (a handle holding one stays `Sync`); it is taken once, on drop.
+    detach: std::sync::Mutex<Vec<Detach>>,
 }
+
+type Detach = Box<dyn FnOnce() + Send>;
 
 impl std::fmt::Debug for SubscriptionGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SubscriptionGuard")
-            .field("parts", &self.detach.len())
+            .field("parts", &self.parts().len())
             .finish()
     }
 }
 
 impl SubscriptionGuard {
-    pub(crate) fn new(detach: impl FnOnce() + Send + 'static) -> Self {
+    fn from_parts(parts: Vec<Detach>) -> Self {
         Self {
-            detach: vec![Box::new(detach)],
+            detach: std::sync::Mutex::new(parts),
         }
     }
 
+    fn parts(&self) -> std::sync::MutexGuard<'_, Vec<Detach>> {
+        self.detach.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn new(detach: impl FnOnce() + Send + 'static) -> Self {
+        Self::from_parts(vec![Box::new(detach)])
+    }
+
     pub(crate) fn empty() -> Self {
-        Self { detach: Vec::new() }
+        Self::from_parts(Vec::new())
     }
 
     /// Runs `also` after this guard's own detaching.
-    pub(crate) fn and_then(mut self, also: impl FnOnce() + Send + 'static) -> Self {
-        self.detach.push(Box::new(also));
+    pub(crate) fn and_then(self, also: impl FnOnce() + Send + 'static) -> Self {
+        self.parts().push(Box::new(also));
         self
     }
 
-    pub(crate) fn join(mut self, mut other: SubscriptionGuard) -> Self {
-        self.detach.append(&mut other.detach);
+    pub(crate) fn join(self, other: SubscriptionGuard) -> Self {
+        let theirs = std::mem::take(&mut *other.parts());
+        self.parts().extend(theirs);
         self
     }
 
@@ -60,7 +73,8 @@ impl SubscriptionGuard {
 
 impl Drop for SubscriptionGuard {
     fn drop(&mut self) {
-        for d in self.detach.drain(..) {
+        let parts = std::mem::take(&mut *self.parts());
+        for d in parts {
             d();
         }
     }

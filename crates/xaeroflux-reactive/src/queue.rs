@@ -162,11 +162,17 @@ impl<T> PriorityQueue<T> {
     #[cfg(test)]
     pub fn class_lens(&self) -> [usize; 3] {
         let st = self.lock();
-        [
-            st.classes[crate::Priority::System as usize].len(),
-            st.classes[crate::Priority::Identity as usize].len(),
-            st.classes[crate::Priority::Application as usize].len(),
-        ]
+        st.classes.each_ref().map(|q| q.len())
+    }
+}
+
+/// The queue of one priority class.
+fn class_mut<T>(classes: &mut [VecDeque<T>; 3], p: crate::Priority) -> &mut VecDeque<T> {
+    let [system, identity, application] = classes;
+    match p {
+        crate::Priority::System => system,
+        crate::Priority::Identity => identity,
+        crate::Priority::Application => application,
     }
 }
 
@@ -182,14 +188,15 @@ impl<T: Prioritized> PriorityQueue<T> {
             return out;
         }
         for item in items {
-            let class = item.priority() as usize;
+            let class = item.priority();
             loop {
                 if st.closed {
                     out.closed = true;
                     return out;
                 }
-                if st.classes[class].len() < self.capacity {
-                    st.classes[class].push_back(item);
+                let q = class_mut(&mut st.classes, class);
+                if q.len() < self.capacity {
+                    q.push_back(item);
                     out.accepted += 1;
                     break;
                 }

@@ -221,6 +221,9 @@ impl SubjectBuilder {
     ///
     /// # Panics
     /// When the operating system refuses to start a thread.
+    // The convenience form of `try_build`, documented to panic when the OS
+    // refuses a thread; bytes from disk or peers never lead here.
+    #[allow(clippy::panic)]
     pub fn build<T: Clone + Prioritized + Send + 'static>(self) -> (Subject<T>, Observable<T>) {
         match self.try_build() {
             Ok(pair) => pair,

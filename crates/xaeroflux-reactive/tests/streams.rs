@@ -1,3 +1,5 @@
+// Tests may unwrap, index and panic: a panic is a failed test.
+#![allow(clippy::restriction)]
 //! Subjects, listeners and operators: multicast, order, priority, isolation.
 
 use std::sync::atomic::{AtomicU64, Ordering};

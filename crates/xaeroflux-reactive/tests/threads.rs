@@ -1,27 +1,13 @@
+// Tests may unwrap, index and panic: a panic is a failed test.
+#![allow(clippy::restriction)]
 //! Dropping subjects, listeners and subscriptions leaves no thread behind.
 //! Alone in its binary: it counts the process's threads.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use xaeroflux_testkit::{thread_count as threads, threads_settle_at as settles_at};
 
 use xaeroflux_reactive::{EventListener, Subject};
-
-fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-/// Waits (bounded) for the thread count to come back to `want`.
-fn settles_at(want: usize) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if threads() == want {
-            return true;
-        }
-        std::thread::yield_now();
-    }
-    threads() == want
-}
 
 #[test]
 fn everything_dropped_leaves_no_thread() {

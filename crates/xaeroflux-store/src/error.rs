@@ -1,52 +1,37 @@
 //! The store's typed errors.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use xaeroflux_merkle::MerkleError;
+pub use xaeroflux_types::{Corruption, InvalidInput, IoError, Rejection, UnsupportedVersion};
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// An operating-system error on a file of the store (the OS error is
-    /// the `source`).
-    #[error("I/O error on {path}")]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// What the OS said.
-        source: std::io::Error,
-    },
-    /// Bytes on disk that are not what the store wrote.
-    #[error("corrupt data in {file} at offset {offset}: {reason}")]
-    Corrupt {
-        /// The file that holds the bad bytes.
-        file: PathBuf,
-        /// Byte offset in that file.
-        offset: u64,
-        /// What is wrong with them.
-        reason: String,
-    },
+    /// An operating-system error on a file of the store; the text carries
+    /// the OS's own message ("No space left on device").
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// Bytes on disk that are not what the store wrote, with the file and
+    /// offset.
+    #[error(transparent)]
+    Corrupt(#[from] Corruption),
     /// A file written by another format version (or not a store file).
-    #[error("{file}: format version {found} is not supported (this build reads {supported})")]
-    UnsupportedVersion {
-        /// The file.
-        file: PathBuf,
-        /// Version found.
-        found: u32,
-        /// Version this build reads and writes.
-        supported: u32,
-    },
+    #[error(transparent)]
+    UnsupportedVersion(#[from] UnsupportedVersion),
     /// The LMDB index refused an operation (LMDB's error is the `source`).
-    #[error("index error in {path}")]
+    #[error("index error in {}: {source}", path.display())]
     Index {
         /// The index directory.
         path: PathBuf,
         /// LMDB's error.
+        #[source]
         source: heed::Error,
     },
     /// Another process (or another handle in this one) holds the store for writing.
-    #[error("store {path} is locked for writing by {holder}")]
+    #[error("store {} is locked for writing by {holder}", path.display())]
     Locked {
         /// The store directory.
         path: PathBuf,
@@ -65,9 +50,9 @@ pub enum StoreError {
         /// The store's page size.
         page_size: usize,
     },
-    /// A topic name that is not valid.
-    #[error("invalid topic name: {0}")]
-    InvalidTopic(String),
+    /// A topic name, log id or event kind that is not valid.
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
     /// A log the store does not hold.
     #[error("unknown log {0}")]
     UnknownLog(String),
@@ -99,31 +84,42 @@ pub enum StoreError {
     /// The store was opened read-only.
     #[error("the store was opened read-only")]
     ReadOnly,
-    /// The store was closed, or its writer stopped after an earlier error.
-    #[error("the store's writer has stopped: {0}")]
-    WriterStopped(String),
+    /// The store's writer stopped after an error; nothing more is written.
+    /// The error that stopped it is the `source`.
+    #[error("the store's writer has stopped after an error: {0}")]
+    WriterStopped(#[source] Arc<StoreError>),
+    /// The store was closed: a subscription has delivered everything it
+    /// committed and nothing more will come, or a write came after `close`.
+    #[error("the store was closed")]
+    Closed,
     /// Another author's events were refused: they do not extend the log as
     /// held, or their proof or checkpoint does not hold. Nothing changed.
     #[error("refused: {0}")]
-    Rejected(String),
-    /// The store was closed: a subscription has delivered everything it
-    /// committed and nothing more will come.
-    #[error("the store was closed")]
-    Closed,
+    Rejected(#[from] Rejection),
+    /// A limit of the format is reached (segment numbers, log numbers).
+    #[error("the store has no {0} left")]
+    Exhausted(&'static str),
+    /// The OS refused to start a thread.
+    #[error("could not start a thread: {0}")]
+    Thread(#[source] std::io::Error),
     /// A bad argument.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     /// A proof or checkpoint problem.
     #[error(transparent)]
     Merkle(#[from] MerkleError),
+    /// A bug: an invariant of the store itself does not hold. Not the
+    /// caller's doing; please report it.
+    #[error("internal error (a bug in xaeroflux): {0}")]
+    Internal(String),
 }
 
 /// Result with [`StoreError`].
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StoreError {
-    let path = path.into();
-    move |source| StoreError::Io { path, source }
+    let f = IoError::on(path);
+    move |source| StoreError::Io(f(source))
 }
 
 pub(crate) fn corrupt(
@@ -131,9 +127,17 @@ pub(crate) fn corrupt(
     offset: u64,
     reason: impl Into<String>,
 ) -> StoreError {
-    StoreError::Corrupt {
-        file: file.into(),
-        offset,
-        reason: reason.into(),
+    StoreError::Corrupt(Corruption::new(file, offset, reason))
+}
+
+pub(crate) fn internal(what: impl Into<String>) -> StoreError {
+    StoreError::Internal(what.into())
+}
+
+impl StoreError {
+    /// Whether the store can take no more writes (its writer stopped after
+    /// an error, or it was closed).
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, StoreError::WriterStopped(_) | StoreError::Closed)
     }
 }

@@ -4,25 +4,17 @@
 
 use std::path::{Path, PathBuf};
 
-use xaeroflux_merkle::{Hash, NoteVerifier, from_hex, to_hex, verify_consistency};
+use xaeroflux_merkle::{NoteVerifier, from_hex, to_hex, verify_consistency};
+pub use xaeroflux_types::ForkSide;
+use xaeroflux_types::LogId;
+use xaeroflux_types::fs::write_new_atomic;
 
 use crate::error::{Result, corrupt, io_err};
-use crate::event::LogId;
 
 /// First line of a fork proof file.
 pub const FORK_MAGIC: &str = "xaeroflux fork proof v1";
 /// Largest fork proof file read back.
 const MAX_FORK_FILE: u64 = 64 * 1024;
-
-/// Each side's root at one size, and the consistency proof from there to
-/// that side's checkpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ForkSide {
-    /// The root at [`ForkProof::at`].
-    pub root: Hash,
-    /// RFC 9162 consistency proof from `at` to the side's checkpoint.
-    pub proof: Vec<Hash>,
-}
 
 /// Two checkpoints of one log, both signed by its author, that disagree:
 /// at the size `at`, the tree each commits to has a different root.
@@ -155,23 +147,16 @@ pub(crate) fn forks_dir(store_dir: &Path) -> PathBuf {
     store_dir.join("forks")
 }
 
-/// Writes a fork proof unless the same pair is kept already.
+/// Writes a fork proof unless the same one is kept already (its name is a
+/// hash of its text). Whole and durable: two sessions finding the same
+/// fork at once write it once.
 pub(crate) fn save(store_dir: &Path, proof: &ForkProof) -> Result<bool> {
     let dir = forks_dir(store_dir);
     std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
     let text = proof.encode();
-    let name = format!(
-        "{}.fork",
-        &to_hex(&xaeroflux_merkle::sha256(&[text.as_bytes()]))[..32]
-    );
-    let path = dir.join(name);
-    if path.exists() {
-        return Ok(false);
-    }
-    let tmp = dir.join(".fork.tmp");
-    std::fs::write(&tmp, text.as_bytes()).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
-    Ok(true)
+    let digest = to_hex(&xaeroflux_merkle::sha256(&[text.as_bytes()]));
+    let name = format!("{}.fork", digest.get(..32).unwrap_or(&digest));
+    Ok(write_new_atomic(&dir.join(name), text.as_bytes(), None)?)
 }
 
 pub(crate) fn load_all(store_dir: &Path) -> Result<Vec<ForkProof>> {

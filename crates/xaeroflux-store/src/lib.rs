@@ -21,15 +21,22 @@
 //! store.close()?;
 //! # Ok(()) }
 //! ```
-#![warn(missing_docs)]
+//!
+//! Where things live (see `docs/architecture.md`): `store` is the handle
+//! (opening, writes, reads, proofs, verify, replication); `writer` the
+//! write path (group commits, the flusher, recovery); `index` the LMDB
+//! tables; `format` the byte layouts of the segment files; `reader` the
+//! checked page reads; `tree` the MMR chunks; `subscribe` live
+//! subscriptions; `fork` fork proof files.
 
 mod error;
-mod event;
 mod fork;
 mod format;
 mod index;
 mod lmdb_check;
+mod options;
 mod reader;
+mod receipts;
 mod segments;
 mod shared;
 mod store;
@@ -38,16 +45,18 @@ mod tree;
 mod writer;
 
 pub use error::{Result, StoreError};
-pub use event::{
-    EVENT_HEADER_LEN, EVENT_VERSION, Event, EventHeader, EventKind, EventRef, FLAG_ENCRYPTED,
-    LogId, MAX_TOPIC_LEN, NewEvent, TOPIC_DOMAIN, Topic, TopicId, decode_event, encode_event,
-};
 pub use fork::{FORK_MAGIC, ForkProof, ForkSide};
-pub use store::{
-    BatchReceipt, ConsistencyProof, DEFAULT_PAGE_SIZE, DEFAULT_SEGMENT_PAGES, Durability,
-    EventIter, EventReceipt, ImportPage, InclusionProof, LogHead, LogInfo, LogIter, PendingAppend,
-    Receipt, Stats, Store, StoreOptions, TopicIter, VerifyReport,
+pub use options::{DEFAULT_PAGE_SIZE, DEFAULT_SEGMENT_PAGES, Durability, StoreOptions};
+pub use receipts::{
+    BatchReceipt, ConsistencyProof, EventReceipt, InclusionProof, LogHead, LogInfo, Receipt, Stats,
+    VerifyReport,
 };
+pub use store::{EventIter, ImportDone, LogIter, PendingAppend, Replication, Store, TopicIter};
 pub use subscribe::{Commit, Filter, Forwarding, Since, Subscription, SubscriptionStats};
 pub use xaeroflux_merkle as merkle;
 pub use xaeroflux_reactive as reactive;
+pub use xaeroflux_types::{
+    Corruption, EVENT_HEADER_LEN, EVENT_VERSION, Event, EventHeader, EventKind, EventRef,
+    FLAG_ENCRYPTED, ImportPage, InvalidInput, IoError, LogId, MAX_TOPIC_LEN, NewEvent, Rejection,
+    TOPIC_DOMAIN, Topic, TopicId, UnsupportedVersion, decode_event, encode_event,
+};

@@ -31,7 +31,37 @@ const F_SUBDATA: u16 = 0x02;
 const F_DUPDATA: u16 = 0x04;
 const MAGIC: u32 = 0xBEEF_C0DE;
 const P_INVALID: u64 = u64::MAX;
+
+// A page header.
+const PGNO_OFFSET: usize = 0;
+const FLAGS_OFFSET: usize = PGNO_OFFSET + 8 + 2;
+const LOWER_OFFSET: usize = FLAGS_OFFSET + 2;
+/// Overflow pages keep their page count where others keep `lower`.
+const OVERFLOW_PAGES_OFFSET: usize = LOWER_OFFSET;
+const UPPER_OFFSET: usize = LOWER_OFFSET + 2;
+const PAGE_HEADER: usize = UPPER_OFFSET + 2;
+
+// A node: data size (lo, hi) or child page (lo, hi, flags), flags, key size, key.
+const NODE_LO: usize = 0;
+const NODE_HI: usize = NODE_LO + 2;
+const NODE_FLAGS: usize = NODE_HI + 2;
+const NODE_KSIZE: usize = NODE_FLAGS + 2;
+const NODE_KEY: usize = NODE_KSIZE + 2;
+
+// A database record: pad (the page size, in the freelist's), flags, depth,
+// page counts, entries, root.
+const DB_DEPTH: usize = 6;
+const DB_ROOT: usize = 40;
 const DB_RECORD: usize = 48;
+
+// A meta page, after its page header: magic, version, address, map size,
+// the freelist's and main database's records, last page, transaction id.
+const META_MAGIC: usize = 0;
+const META_FREE_DB: usize = 24;
+const META_MAIN_DB: usize = META_FREE_DB + DB_RECORD;
+const META_LAST_PAGE: usize = META_MAIN_DB + DB_RECORD;
+const META_TXNID: usize = META_LAST_PAGE + 8;
+const META_LEN: usize = META_TXNID + 8;
 /// Deepest tree accepted (LMDB's own cursor stack holds 32).
 const MAX_DEPTH: u32 = 32;
 
@@ -47,15 +77,7 @@ pub(crate) enum Scope {
     All,
 }
 
-fn le16(b: &[u8], o: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?))
-}
-fn le32(b: &[u8], o: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?))
-}
-fn le64(b: &[u8], o: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?))
-}
+use xaeroflux_types::bytes::{u16_le_at as le16, u32_le_at as le32, u64_le_at as le64};
 
 /// Called with each leaf record: the walker, page, node flags, key and data.
 type OnLeaf<'a, 'f> = dyn FnMut(&mut Walker<'a>, u64, u16, &'a [u8], &'a [u8]) -> Result<()> + 'f;
@@ -86,8 +108,8 @@ fn db_record(b: &[u8]) -> Option<Db> {
         return None;
     }
     Some(Db {
-        depth: le16(b, 6)?,
-        root: le64(b, 40)?,
+        depth: le16(b, DB_DEPTH)?,
+        root: le64(b, DB_ROOT)?,
     })
 }
 
@@ -115,27 +137,28 @@ impl<'a> Walker<'a> {
     /// flags and node offsets.
     fn nodes(&self, pgno: u64, p: &[u8]) -> Result<(u16, Vec<usize>)> {
         let bad = |o, w| self.bad(pgno, o, w);
-        if le64(p, 0) != Some(pgno) {
-            return Err(bad(0, "page header names another page"));
+        if le64(p, PGNO_OFFSET) != Some(pgno) {
+            return Err(bad(PGNO_OFFSET, "page header names another page"));
         }
-        let flags = le16(p, 10).ok_or_else(|| bad(10, "short page"))?;
+        let flags = le16(p, FLAGS_OFFSET).ok_or_else(|| bad(FLAGS_OFFSET, "short page"))?;
         if flags & (P_BRANCH | P_LEAF) == 0 || flags & (P_OVERFLOW | P_LEAF2) != 0 {
-            return Err(bad(10, "not a branch or leaf page"));
+            return Err(bad(FLAGS_OFFSET, "not a branch or leaf page"));
         }
-        let lower = le16(p, 12).ok_or_else(|| bad(12, "short page"))? as usize;
-        let upper = le16(p, 14).ok_or_else(|| bad(14, "short page"))? as usize;
-        if lower < 16 || lower > upper || upper > self.psize || !lower.is_multiple_of(2) {
-            return Err(bad(12, "page bounds are inconsistent"));
+        let lower = le16(p, LOWER_OFFSET).ok_or_else(|| bad(LOWER_OFFSET, "short page"))? as usize;
+        let upper = le16(p, UPPER_OFFSET).ok_or_else(|| bad(UPPER_OFFSET, "short page"))? as usize;
+        if lower < PAGE_HEADER || lower > upper || upper > self.psize || !lower.is_multiple_of(2) {
+            return Err(bad(LOWER_OFFSET, "page bounds are inconsistent"));
         }
-        let mut ptrs = Vec::with_capacity((lower - 16) / 2);
-        for i in 0..(lower - 16) / 2 {
-            let ptr = le16(p, 16 + 2 * i).ok_or_else(|| bad(16, "short page"))? as usize;
-            if ptr < upper || ptr + 8 > self.psize {
-                return Err(bad(16 + 2 * i, "node offset outside the page's node area"));
+        let mut ptrs = Vec::with_capacity((lower - PAGE_HEADER) / 2);
+        for i in 0..(lower - PAGE_HEADER) / 2 {
+            let at = PAGE_HEADER + 2 * i;
+            let ptr = le16(p, at).ok_or_else(|| bad(at, "short page"))? as usize;
+            if ptr < upper || ptr + NODE_KEY > self.psize {
+                return Err(bad(at, "node offset outside the page's node area"));
             }
-            let ksize = le16(p, ptr + 6).ok_or_else(|| bad(ptr, "short node"))? as usize;
-            if ptr + 8 + ksize > self.psize {
-                return Err(bad(ptr + 6, "key runs past the page"));
+            let ksize = le16(p, ptr + NODE_KSIZE).ok_or_else(|| bad(ptr, "short node"))? as usize;
+            if ptr + NODE_KEY + ksize > self.psize {
+                return Err(bad(ptr + NODE_KSIZE, "key runs past the page"));
             }
             ptrs.push(ptr);
         }
@@ -166,15 +189,21 @@ impl<'a> Walker<'a> {
         let (flags, ptrs) = self.nodes(pgno, p)?;
         let is_leaf = flags & P_LEAF != 0;
         if is_leaf != (levels_left == 1) {
-            return Err(self.bad(pgno, 10, "page kind does not match its depth in the tree"));
+            return Err(self.bad(
+                pgno,
+                FLAGS_OFFSET,
+                "page kind does not match its depth in the tree",
+            ));
         }
         let mut prev: Option<&[u8]> = None;
         for (i, ptr) in ptrs.iter().copied().enumerate() {
-            let lo = le16(p, ptr).unwrap_or(0) as u64;
-            let hi = le16(p, ptr + 2).unwrap_or(0) as u64;
-            let nflags = le16(p, ptr + 4).unwrap_or(0);
-            let ksize = le16(p, ptr + 6).unwrap_or(0) as usize;
-            let key = &p[ptr + 8..ptr + 8 + ksize];
+            let lo = le16(p, ptr + NODE_LO).unwrap_or(0) as u64;
+            let hi = le16(p, ptr + NODE_HI).unwrap_or(0) as u64;
+            let nflags = le16(p, ptr + NODE_FLAGS).unwrap_or(0);
+            let ksize = le16(p, ptr + NODE_KSIZE).unwrap_or(0) as usize;
+            let key = p
+                .get(ptr + NODE_KEY..ptr + NODE_KEY + ksize)
+                .ok_or_else(|| self.bad(pgno, ptr, "key runs past the page"))?;
             // Keys in order (a branch's first key is empty by design).
             if self.bytewise
                 && (is_leaf || i > 0)
@@ -188,7 +217,7 @@ impl<'a> Walker<'a> {
             }
             if is_leaf {
                 let dsize = (lo | hi << 16) as usize;
-                let data_at = ptr + 8 + ksize;
+                let data_at = ptr + NODE_KEY + ksize;
                 let data: &'a [u8] = if nflags & F_BIGDATA != 0 {
                     let ov =
                         le64(p, data_at).ok_or_else(|| self.bad(pgno, data_at, "short node"))?;
@@ -201,15 +230,14 @@ impl<'a> Walker<'a> {
                     }
                     self.overflow(ov, dsize)?
                 } else {
-                    if data_at + dsize > self.psize {
-                        return Err(self.bad(pgno, ptr, "data runs past the page"));
-                    }
-                    &p[data_at..data_at + dsize]
+                    p.get(data_at..data_at + dsize)
+                        .filter(|_| data_at + dsize <= self.psize)
+                        .ok_or_else(|| self.bad(pgno, ptr, "data runs past the page"))?
                 };
                 if nflags & F_DUPDATA != 0 {
                     return Err(self.bad(
                         pgno,
-                        ptr + 4,
+                        ptr + NODE_FLAGS,
                         "duplicate-key data, which this index never writes",
                     ));
                 }
@@ -225,23 +253,58 @@ impl<'a> Walker<'a> {
     /// The data of a value kept on overflow pages.
     fn overflow(&mut self, pgno: u64, dsize: usize) -> Result<&'a [u8]> {
         let p = self.page(pgno)?;
-        if le64(p, 0) != Some(pgno) || le16(p, 10).is_none_or(|f| f & P_OVERFLOW == 0) {
+        if le64(p, PGNO_OFFSET) != Some(pgno)
+            || le16(p, FLAGS_OFFSET).is_none_or(|f| f & P_OVERFLOW == 0)
+        {
             return Err(self.bad(pgno, 0, "not an overflow page"));
         }
-        let pages = le32(p, 12).unwrap_or(0) as u64;
+        let pages = le32(p, OVERFLOW_PAGES_OFFSET).unwrap_or(0) as u64;
         let end = pgno.checked_add(pages).filter(|e| *e <= self.last + 1);
-        if pages == 0 || end.is_none() || 16 + dsize > pages as usize * self.psize {
-            return Err(self.bad(pgno, 12, "overflow run is inconsistent"));
+        if pages == 0 || end.is_none() || PAGE_HEADER + dsize > pages as usize * self.psize {
+            return Err(self.bad(pgno, OVERFLOW_PAGES_OFFSET, "overflow run is inconsistent"));
         }
         for q in pgno..pgno + pages {
             if !self.seen.insert(q) {
                 return Err(self.bad(q, 0, "overflow page reached twice"));
             }
         }
-        let start = pgno as usize * self.psize + 16;
+        let start = pgno as usize * self.psize + PAGE_HEADER;
         self.data
             .get(start..start + dsize)
-            .ok_or_else(|| self.bad(pgno, 16, "overflow data beyond the file"))
+            .ok_or_else(|| self.bad(pgno, PAGE_HEADER, "overflow data beyond the file"))
+    }
+}
+
+/// The newest valid meta page of the two: page size, last used page,
+/// transaction id, and the freelist's and main database's records.
+fn newest_meta(data: &[u8]) -> Option<Meta> {
+    let meta = |base: usize| -> Option<Meta> {
+        let m = data.get(base + PAGE_HEADER..base + PAGE_HEADER + META_LEN)?;
+        if le32(m, META_MAGIC)? != MAGIC {
+            return None;
+        }
+        // The freelist record's pad field holds the page size.
+        let psize = le32(m, META_FREE_DB)? as u64;
+        let free: [u8; DB_RECORD] = m.get(META_FREE_DB..META_MAIN_DB)?.try_into().ok()?;
+        let main: [u8; DB_RECORD] = m.get(META_MAIN_DB..META_LAST_PAGE)?.try_into().ok()?;
+        Some((
+            psize,
+            le64(m, META_LAST_PAGE)?,
+            le64(m, META_TXNID)?,
+            free,
+            main,
+        ))
+    };
+    let first = meta(0);
+    let psize0 = first.as_ref().map(|m| m.0).unwrap_or(4096) as usize;
+    let second = if (512..=65536).contains(&psize0) {
+        meta(psize0)
+    } else {
+        None
+    };
+    match (first, second) {
+        (Some(a), Some(b)) => Some(if b.2 > a.2 { b } else { a }),
+        (a, b) => a.or(b),
     }
 }
 
@@ -260,45 +323,16 @@ pub(crate) fn check(path: &Path, scope: Scope) -> Result<()> {
     // an LMDB read transaction, so the pages it reads are not rewritten.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(crate::error::io_err(path))?;
     let data: &[u8] = &map;
-    let meta = |base: usize| -> Option<Meta> {
-        let m = data.get(base + 16..base + 152)?;
-        if le32(m, 0)? != MAGIC {
-            return None;
-        }
-        let psize = le32(m, 24)? as u64;
-        let free: [u8; DB_RECORD] = m.get(24..72)?.try_into().ok()?;
-        let main: [u8; DB_RECORD] = m.get(72..120)?.try_into().ok()?;
-        Some((psize, le64(m, 120)?, le64(m, 128)?, free, main))
-    };
-    let first = meta(0);
-    let psize0 = first.as_ref().map(|m| m.0).unwrap_or(4096) as usize;
-    let second = if (512..=65536).contains(&psize0) {
-        meta(psize0)
-    } else {
-        None
-    };
-    let best = match (first, second) {
-        (Some(a), Some(b)) => Some(if b.2 > a.2 { b } else { a }),
-        (a, b) => a.or(b),
-    };
-    let Some((psize, last, txnid, free, main)) = best else {
+    let Some((psize, last, txnid, free, main)) = newest_meta(data) else {
         return Err(corrupt(path, 0, "no valid LMDB meta page"));
     };
     if !psize.is_power_of_two() || !(512..=65536).contains(&psize) {
         return Err(corrupt(
             path,
-            40,
+            (PAGE_HEADER + META_FREE_DB) as u64,
             format!("impossible LMDB page size {psize}"),
         ));
     }
-    let mut w = Walker {
-        file: path,
-        data,
-        psize: psize as usize,
-        last,
-        seen: HashSet::new(),
-        bytewise: false,
-    };
     if (last + 1).checked_mul(psize).is_none_or(|need| need > len) {
         return Err(corrupt(
             path,
@@ -309,14 +343,30 @@ pub(crate) fn check(path: &Path, scope: Scope) -> Result<()> {
     if scope == Scope::Meta {
         return Ok(());
     }
+    let mut w = Walker {
+        file: path,
+        data,
+        psize: psize as usize,
+        last,
+        seen: HashSet::new(),
+        bytewise: false,
+    };
     let bad_meta = |what: &str| corrupt(path, 0, format!("LMDB meta page: {what}"));
     let free = db_record(&free).ok_or_else(|| bad_meta("short freelist record"))?;
     let main = db_record(&main).ok_or_else(|| bad_meta("short main record"))?;
-    // The freelist: records of page numbers, each an IDL [count, pgno...].
-    // Its keys are the transactions that freed the pages: ascending, and
-    // none after the meta page's own (LMDB's writer asserts on both).
+    check_freelist(&mut w, &free, txnid)?;
+    if scope == Scope::All {
+        check_trees(&mut w, &main)?;
+    }
+    Ok(())
+}
+
+/// The freelist: records of page numbers, each an IDL [count, pgno...].
+/// Its keys are the transactions that freed the pages: ascending, and none
+/// after the meta page's own (LMDB's writer asserts on both).
+fn check_freelist(w: &mut Walker<'_>, free: &Db, txnid: u64) -> Result<()> {
     let mut prev_key = 0u64;
-    w.walk(&free, &mut |w, pgno, _, key, idl| {
+    w.walk(free, &mut |w, pgno, _, key, idl| {
         if key.len() != 8 {
             return Err(w.bad(pgno, 0, "freelist key is not a transaction id"));
         }
@@ -341,20 +391,21 @@ pub(crate) fn check(path: &Path, scope: Scope) -> Result<()> {
             prev = p;
         }
         Ok(())
-    })?;
-    if scope == Scope::All {
-        w.bytewise = true;
-        let mut subs = Vec::new();
-        w.walk(&main, &mut |w, pgno, flags, key, data| {
-            if flags & F_SUBDATA != 0 {
-                let db = db_record(data).ok_or_else(|| w.bad(pgno, 0, "short database record"))?;
-                subs.push((String::from_utf8_lossy(key).into_owned(), db));
-            }
-            Ok(())
-        })?;
-        for (_, db) in subs {
-            w.walk(&db, &mut |_, _, _, _, _| Ok(()))?;
+    })
+}
+
+/// The main tree and every named database in it.
+fn check_trees(w: &mut Walker<'_>, main: &Db) -> Result<()> {
+    w.bytewise = true;
+    let mut subs = Vec::new();
+    w.walk(main, &mut |w, pgno, flags, _key, data| {
+        if flags & F_SUBDATA != 0 {
+            subs.push(db_record(data).ok_or_else(|| w.bad(pgno, 0, "short database record"))?);
         }
+        Ok(())
+    })?;
+    for db in subs {
+        w.walk(&db, &mut |_, _, _, _, _| Ok(()))?;
     }
     Ok(())
 }
@@ -414,7 +465,7 @@ mod tests {
         check(&path, Scope::Meta).unwrap();
         assert!(matches!(
             check(&path, Scope::Freelist),
-            Err(StoreError::Corrupt { .. })
+            Err(StoreError::Corrupt(_))
         ));
         // A freelist key (the transaction that freed the pages) from the
         // future: LMDB's writer asserts and aborts on it.
@@ -424,7 +475,7 @@ mod tests {
         std::fs::write(&path, &b).unwrap();
         assert!(matches!(
             check(&path, Scope::Freelist),
-            Err(StoreError::Corrupt { .. })
+            Err(StoreError::Corrupt(_))
         ));
     }
 
@@ -438,7 +489,7 @@ mod tests {
         f.set_len(len / 2 / 4096 * 4096).unwrap();
         assert!(matches!(
             check(&path, Scope::Meta),
-            Err(StoreError::Corrupt { .. })
+            Err(StoreError::Corrupt(_))
         ));
         f.set_len(100).unwrap();
         assert!(check(&path, Scope::Meta).is_err());

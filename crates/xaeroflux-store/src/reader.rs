@@ -2,17 +2,20 @@
 
 use heed::RoTxn;
 use xaeroflux_merkle::Hash;
+use xaeroflux_types::{EventRef, LOG_ID_LEN};
 
 use crate::error::{Result, StoreError, corrupt};
-use crate::event::{EventRef, decode_event};
-use crate::format::{PAGE_HEADER_LEN, PageHeader, read_record};
+use crate::format::{
+    COUNT_OFFSET, FIRST_SEQ_OFFSET, LOG_OFFSET, PAGE_HEADER_LEN, PAGE_ROOT_OFFSET, PageHeader,
+    SEAL_CRC_OFFSET, read_record,
+};
 use crate::index::{Index, PageLoc};
 use crate::segments::Segments;
 
 /// A page whose header has been checked against the index.
 pub(crate) struct PageView<'a> {
     pub data: &'a [u8],
-    pub log: &'a [u8; 64],
+    pub log: &'a [u8; LOG_ID_LEN],
     pub header: PageHeader,
     pub loc: PageLoc,
     pub first_seq: u64,
@@ -20,60 +23,70 @@ pub(crate) struct PageView<'a> {
     seg_offset: u64,
 }
 
+/// What the index says a page is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Expect<'l> {
+    pub log: &'l [u8; LOG_ID_LEN],
+    pub first_seq: u64,
+    pub count: u32,
+    pub sealed: bool,
+}
+
 /// Reads a page and checks it is the page the index says: magic, version,
 /// header checksums, log, first seq and location.
 pub(crate) fn open_page<'a>(
     segments: &'a Segments,
     loc: PageLoc,
-    log: &[u8; 64],
-    first_seq: u64,
-    count: u32,
-    sealed: bool,
+    want: Expect<'_>,
 ) -> Result<PageView<'a>> {
     let data = segments.page(loc)?;
     let seg_offset = segments.page_offset(loc);
     let file = || segments.path(loc.segment);
-    let header = PageHeader::read(data).map_err(|r| corrupt(file(), seg_offset, r))?;
-    if &header.log != log {
+    let header = PageHeader::read(data).map_err(|(at, r)| corrupt(file(), seg_offset + at, r))?;
+    if &header.log != want.log {
         return Err(corrupt(
             file(),
-            seg_offset + 8,
+            seg_offset + LOG_OFFSET as u64,
             "page belongs to another log",
         ));
     }
-    if header.first_seq != first_seq || header.segment != loc.segment || header.page != loc.page {
+    if header.first_seq != want.first_seq
+        || header.segment != loc.segment
+        || header.page != loc.page
+    {
         return Err(corrupt(
             file(),
-            seg_offset + 72,
+            seg_offset + FIRST_SEQ_OFFSET as u64,
             "page header does not match the index",
         ));
     }
-    if sealed {
+    if want.sealed {
         if !header.sealed() || !PageHeader::seal_checksum_ok(data) {
             return Err(corrupt(
                 file(),
-                seg_offset + 100,
+                seg_offset + SEAL_CRC_OFFSET as u64,
                 "sealed page header checksum mismatch",
             ));
         }
-        if header.count != count {
+        if header.count != want.count {
             return Err(corrupt(
                 file(),
-                seg_offset + 92,
+                seg_offset + COUNT_OFFSET as u64,
                 "sealed page count does not match the index",
             ));
         }
     }
-    let log_ref: &'a [u8; 64] = data[8..72]
-        .try_into()
-        .map_err(|_| corrupt(file(), seg_offset + 8, "page too short"))?;
+    let log: &'a [u8; LOG_ID_LEN] = data
+        .get(LOG_OFFSET..)
+        .and_then(|d| d.first_chunk())
+        .ok_or_else(|| corrupt(file(), seg_offset + LOG_OFFSET as u64, "page too short"))?;
     Ok(PageView {
         data,
-        log: log_ref,
+        log,
         header,
         loc,
-        first_seq,
-        count,
+        first_seq: want.first_seq,
+        count: want.count,
         seg_offset,
     })
 }
@@ -93,12 +106,17 @@ impl<'a> PageView<'a> {
             segments,
         }
     }
+
+    /// Where the page-tree root lies in the segment file.
+    pub fn root_offset(&self) -> u64 {
+        self.seg_offset + PAGE_ROOT_OFFSET as u64
+    }
 }
 
 /// Iterator over the events of one page.
 pub(crate) struct PageEvents<'a> {
     data: &'a [u8],
-    log: &'a [u8; 64],
+    log: &'a [u8; LOG_ID_LEN],
     off: usize,
     next: u32,
     count: u32,
@@ -119,12 +137,23 @@ impl<'a> PageEvents<'a> {
         Ok(())
     }
 
-    fn fail(&self, reason: &str) -> StoreError {
+    fn fail(&self, reason: impl Into<String>) -> StoreError {
         corrupt(
             self.segments.path(self.segment),
             self.file_offset + self.off as u64,
-            reason.to_string(),
+            reason,
         )
+    }
+
+    fn read_next(&mut self) -> Result<EventRef<'a>> {
+        let (bytes, end) = read_record(self.data, self.off).map_err(|r| self.fail(r))?;
+        let ev = EventRef::new(self.log, bytes).map_err(|r| self.fail(r.to_string()))?;
+        if ev.seq() != self.first_seq + self.next as u64 {
+            return Err(self.fail("event out of sequence"));
+        }
+        self.off = end;
+        self.next += 1;
+        Ok(ev)
     }
 }
 
@@ -135,16 +164,7 @@ impl<'a> Iterator for PageEvents<'a> {
         if self.next >= self.count {
             return None;
         }
-        let r = (|| {
-            let (bytes, end) = read_record(self.data, self.off).map_err(|r| self.fail(r))?;
-            let header = decode_event(bytes).map_err(|r| self.fail(r))?;
-            if header.seq() != self.first_seq + self.next as u64 {
-                return Err(self.fail("event out of sequence"));
-            }
-            self.off = end;
-            self.next += 1;
-            Ok(EventRef::new(self.log, header, bytes))
-        })();
+        let r = self.read_next();
         if r.is_err() {
             self.next = self.count; // stop after the first error
         }
@@ -158,7 +178,7 @@ pub(crate) fn read_event<'a>(
     txn: &RoTxn,
     segments: &'a Segments,
     log_no: u32,
-    log: &[u8; 64],
+    log: &[u8; LOG_ID_LEN],
     log_size: u64,
     seq: u64,
 ) -> Result<EventRef<'a>> {
@@ -169,8 +189,14 @@ pub(crate) fn read_event<'a>(
             format!("no page holds seq {seq} of log {log_no}"),
         )
     })?;
-    let entry_count = page_count(index, txn, loc, log_no, first, log_size)?;
-    let page = open_page(segments, loc, log, first, entry_count.0, entry_count.1)?;
+    let (count, sealed) = page_count(index, txn, loc, log_no, first, log_size)?;
+    let want = Expect {
+        log,
+        first_seq: first,
+        count,
+        sealed,
+    };
+    let page = open_page(segments, loc, want)?;
     let mut evs = page.events(segments);
     evs.skip_events(seq - first)?;
     match evs.next() {
@@ -192,10 +218,10 @@ pub(crate) fn page_count(
     loc: PageLoc,
     log_no: u32,
     first: u64,
-    size: u64,
+    log_size: u64,
 ) -> Result<(u32, bool)> {
     let e = index.page_entry(txn, loc)?;
-    if e.log_no != log_no || e.first_seq != first || first + e.count as u64 > size {
+    if e.log_no != log_no || e.first_seq != first || first + e.count as u64 > log_size {
         return Err(corrupt(
             index.data_file(),
             0,
@@ -211,7 +237,7 @@ pub(crate) fn leaf_at(
     txn: &RoTxn,
     segments: &Segments,
     log_no: u32,
-    log: &[u8; 64],
+    log: &[u8; LOG_ID_LEN],
     log_size: u64,
     seq: u64,
 ) -> Result<Hash> {

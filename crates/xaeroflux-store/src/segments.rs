@@ -1,14 +1,15 @@
-//! Segment files: fixed-size pages, mapped read-only for readers; the writer
-//! writes through its own file handles.
+//! Segment files: fixed-size pages, mapped read-only for readers; the
+//! flusher writes through its own file handles.
 
 use std::fs::{File, OpenOptions};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use memmap2::Mmap;
+use xaeroflux_types::fs::write_atomic_with;
 
-use crate::error::{Result, StoreError, corrupt, io_err};
-use crate::format::{check_segment_header, write_segment_header};
+use crate::error::{Result, corrupt, internal, io_err};
+use crate::format::{SegmentHeader, check_segment_header};
 use crate::index::PageLoc;
 
 /// The segment files of one store.
@@ -55,6 +56,15 @@ impl Segments {
         loc.page as u64 * self.page_size as u64
     }
 
+    fn header(&self, segment: u32) -> SegmentHeader {
+        SegmentHeader {
+            page_size: self.page_size as u32,
+            segment_pages: self.segment_pages,
+            segment,
+            store_id: self.store_id,
+        }
+    }
+
     /// The read-only map of a segment, mapping it (and any before it) on first use.
     pub fn map(&self, segment: u32) -> Result<&Mmap> {
         let i = segment as usize;
@@ -69,7 +79,7 @@ impl Segments {
         }
         self.maps
             .get(i)
-            .ok_or_else(|| StoreError::InvalidArgument(format!("segment {segment} is not mapped")))
+            .ok_or_else(|| internal(format!("segment {segment} is not mapped after mapping it")))
     }
 
     fn map_new(&self, segment: u32) -> Result<Mmap> {
@@ -83,24 +93,19 @@ impl Segments {
                 format!("segment file is {len} bytes, expected {}", self.file_len()),
             ));
         }
-        // Safety: segment files are only written by this store's writer, which
-        // never rewrites bytes a reader was told about, and never truncates them.
+        // Safety: segment files are only written by this store's flusher,
+        // which never rewrites bytes a reader was told about, and never
+        // truncates them.
         let map = unsafe { Mmap::map(&file) }.map_err(io_err(&path))?;
-        check_segment_header(
-            &map,
-            self.page_size as u32,
-            self.segment_pages,
-            segment,
-            &self.store_id,
-        )
-        .map_err(|(off, reason)| corrupt(&path, off, reason))?;
+        check_segment_header(&map, &self.header(segment))
+            .map_err(|(off, reason)| corrupt(&path, off, reason))?;
         Ok(map)
     }
 
     /// The bytes of one page.
     pub fn page(&self, loc: PageLoc) -> Result<&[u8]> {
         if loc.page == 0 || loc.page > self.segment_pages {
-            return Err(StoreError::InvalidArgument(format!(
+            return Err(internal(format!(
                 "page {} is outside a segment of {} pages",
                 loc.page, self.segment_pages
             )));
@@ -116,33 +121,21 @@ impl Segments {
         })
     }
 
-    /// Creates a new segment file durably: header, full length, fsync, and
-    /// an fsync of the directory.
-    pub fn create(&self, segment: u32) -> Result<File> {
-        let path = self.path(segment);
-        let tmp = self.dir.join(format!("{segment:08}.xfseg.tmp"));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(io_err(&tmp))?;
+    /// Creates a new segment file durably: header, full length, fsync, a
+    /// rename into place and an fsync of the directory.
+    pub fn create(&self, segment: u32) -> Result<()> {
         let mut head = vec![0u8; self.page_size];
-        write_segment_header(
-            &mut head,
-            self.page_size as u32,
-            self.segment_pages,
-            segment,
-            &self.store_id,
-        );
-        use std::os::unix::fs::FileExt;
-        file.write_all_at(&head, 0).map_err(io_err(&tmp))?;
-        file.set_len(self.file_len()).map_err(io_err(&tmp))?;
-        file.sync_all().map_err(io_err(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
-        sync_dir(&self.dir)?;
-        Ok(file)
+        let h = self.header(segment).encode();
+        if let Some(start) = head.get_mut(..h.len()) {
+            start.copy_from_slice(&h);
+        }
+        let len = self.file_len();
+        write_atomic_with(&self.path(segment), None, |f| {
+            use std::io::Write;
+            f.write_all(&head)?;
+            f.set_len(len)
+        })?;
+        Ok(())
     }
 
     /// Opens an existing segment for writing.
@@ -156,11 +149,4 @@ impl Segments {
             .open(&path)
             .map_err(io_err(&path))
     }
-}
-
-/// Fsyncs a directory so a new entry in it survives power loss.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))
 }

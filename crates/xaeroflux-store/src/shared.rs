@@ -2,30 +2,34 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
-
-use xaeroflux_merkle::Hash;
+use std::sync::{Arc, Mutex};
 
 use ed25519_dalek::SigningKey;
+use xaeroflux_merkle::Hash;
+use xaeroflux_types::{NewEvent, TopicId};
 
 use crate::error::{Result, StoreError};
-use crate::event::NewEvent;
 use crate::format::{PAGE_HEADER_LEN, RECORD_HEADER_LEN};
 use crate::index::Index;
 use crate::segments::Segments;
 
-/// A fast hasher for small integer keys (the multiply-rotate of FxHash).
+/// A fast hasher for keys that are small integers or made of hashes (log
+/// ids): the multiply-rotate of FxHash over integers, and over the first
+/// eight bytes of a byte string (already uniform when it is a hash).
 #[derive(Default)]
-pub(crate) struct MixHasher(u64);
+pub(crate) struct FastHasher(u64);
 
-impl std::hash::Hasher for MixHasher {
+impl std::hash::Hasher for FastHasher {
     fn finish(&self) -> u64 {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(*b as u64);
+        let mut b = [0u8; 8];
+        let n = bytes.len().min(8);
+        if let (Some(to), Some(from)) = (b.get_mut(..n), bytes.get(..n)) {
+            to.copy_from_slice(from);
         }
+        self.write_u64(u64::from_le_bytes(b));
     }
     fn write_u32(&mut self, i: u32) {
         self.write_u64(i as u64);
@@ -38,7 +42,8 @@ impl std::hash::Hasher for MixHasher {
     }
 }
 
-type MixMap<K> = HashMap<K, Hash, std::hash::BuildHasherDefault<MixHasher>>;
+/// A hash map keyed with [`FastHasher`].
+pub(crate) type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
 
 /// Hashes readers computed rather than read: nodes of not-yet-stored chunks
 /// (log number, level, index) and roots of ranges that are not perfect
@@ -46,13 +51,30 @@ type MixMap<K> = HashMap<K, Hash, std::hash::BuildHasherDefault<MixHasher>>;
 /// its leaves exist, so entries never go stale; each map is cleared when full.
 #[derive(Default)]
 pub(crate) struct Memo {
-    pub nodes: MixMap<(u32, u32, u64)>,
-    pub ranges: MixMap<(u32, u64, u64)>,
+    pub nodes: FastMap<(u32, u32, u64), Hash>,
+    pub ranges: FastMap<(u32, u64, u64), Hash>,
 }
 
 pub(crate) type NodeMemo = Mutex<Memo>;
 /// Entries of the node memo, at most.
 pub(crate) const NODE_MEMO_MAX: usize = 1 << 14;
+
+/// Why the store stopped taking writes, shared by the writer and flusher.
+#[derive(Clone, Default)]
+pub(crate) struct Stopped(Arc<Mutex<Option<Arc<StoreError>>>>);
+
+impl Stopped {
+    /// The error that stopped the store, if one did.
+    pub fn reason(&self) -> Option<Arc<StoreError>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Stops the store (the first reason is kept).
+    pub fn stop(&self, why: StoreError) -> Arc<StoreError> {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        g.get_or_insert_with(|| Arc::new(why)).clone()
+    }
+}
 
 pub(crate) struct Shared {
     pub node_memo: NodeMemo,
@@ -61,6 +83,12 @@ pub(crate) struct Shared {
     pub segments: Segments,
     pub key: SigningKey,
     pub author: [u8; 32],
+    /// The size and root of each of the store's own logs, as of the last
+    /// commit: kept by the flusher, so the head of an own log is known
+    /// without reading the index.
+    pub own_heads: Mutex<FastMap<TopicId, (u64, Hash)>>,
+    /// Set when the writer stops after an error: nothing more is written.
+    pub stopped: Stopped,
 }
 
 impl Shared {
@@ -82,5 +110,19 @@ impl Shared {
             }
         }
         Ok(())
+    }
+
+    /// The last committed head of the store's own log in `topic`.
+    pub fn own_head(&self, topic: &TopicId) -> Option<(u64, Hash)> {
+        let heads = self.own_heads.lock().unwrap_or_else(|p| p.into_inner());
+        heads.get(topic).copied()
+    }
+
+    /// Records the committed heads of own logs.
+    pub fn set_own_heads(&self, heads: impl IntoIterator<Item = (TopicId, u64, Hash)>) {
+        let mut m = self.own_heads.lock().unwrap_or_else(|p| p.into_inner());
+        for (t, size, root) in heads {
+            m.insert(t, (size, root));
+        }
     }
 }

@@ -21,8 +21,9 @@ use xaeroflux_reactive::{
     EventListener, Inbox, Observable, Overflow, Prioritized, Priority, Received, SubscriptionGuard,
 };
 
+use xaeroflux_types::{Event, EventKind, LogId, Topic, TopicId};
+
 use crate::error::{Result, StoreError};
-use crate::event::{Event, EventKind, LogId, Topic, TopicId};
 use crate::index::LogRecord;
 use crate::shared::Shared;
 use crate::store::log_iter_in;
@@ -48,41 +49,15 @@ pub struct Commit {
 }
 
 fn priority_of(kind: EventKind) -> Priority {
-    match kind {
-        EventKind::System => Priority::System,
-        EventKind::Identity => Priority::Identity,
-        EventKind::Application => Priority::Application,
-    }
-}
-
-/// Log ids are hashes: their first bytes are uniform.
-fn log_key(log: &LogId) -> u64 {
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&log.author[..8]);
-    u64::from_le_bytes(b)
-        ^ u64::from_le_bytes({
-            let mut t = [0u8; 8];
-            t.copy_from_slice(&log.topic.0[..8]);
-            t
-        })
+    kind.priority()
 }
 
 impl Prioritized for Commit {
     fn priority(&self) -> Priority {
-        priority_of(self.most_urgent)
+        self.most_urgent.priority()
     }
     fn route_key(&self) -> u64 {
-        log_key(&self.log)
-    }
-}
-
-/// Events go by their kind; a pool of workers keeps each log's order.
-impl Prioritized for Event {
-    fn priority(&self) -> Priority {
-        priority_of(self.kind)
-    }
-    fn route_key(&self) -> u64 {
-        log_key(&self.log)
+        self.log.route_key()
     }
 }
 
@@ -342,7 +317,15 @@ impl Subscription {
         let target = self.target.entry(log).or_insert(0);
         *target = (*target).max(size);
         if next < *target && self.dirty_set.insert(log) {
-            self.dirty[priority_of(class) as usize].push_back(log);
+            self.queue(priority_of(class), log);
+        }
+    }
+
+    /// Queues `log` to be read, in the class of `p`.
+    fn queue(&mut self, p: Priority, log: LogId) {
+        let i = (p as usize).min(self.dirty.len() - 1);
+        if let Some(q) = self.dirty.get_mut(i) {
+            q.push_back(log);
         }
     }
 
@@ -422,7 +405,7 @@ impl Subscription {
         self.stats.max_buffered = self.stats.max_buffered.max(self.ready.len());
         if seq < target && self.dirty_set.insert(log) {
             // More to read: back of the queue, so other logs get a turn.
-            self.dirty[Priority::Application as usize].push_back(log);
+            self.queue(Priority::Application, log);
         }
         Ok(())
     }
@@ -466,10 +449,7 @@ impl Subscription {
                     }
                 }
             })
-            .map_err(|e| StoreError::Io {
-                path: std::path::PathBuf::from("<thread>"),
-                source: e,
-            })?;
+            .map_err(StoreError::Thread)?;
         Ok(Forwarding {
             stop,
             inbox,

@@ -11,14 +11,20 @@ use std::cell::RefCell;
 use heed::RoTxn;
 use xaeroflux_merkle::{Hash, MerkleError, NodeSource, hash_node};
 
-use crate::error::{StoreError, corrupt};
+use crate::error::{StoreError, corrupt, internal};
 use crate::index::{CHUNK_NODES, Index};
 use crate::reader::leaf_at;
 use crate::segments::Segments;
 use crate::shared::{NODE_MEMO_MAX, NodeMemo};
 
-/// Offset in a chunk of each relative level 0..=4.
-const OFFSETS: [usize; 5] = [0, 16, 24, 28, 30];
+/// Offset in a chunk of the nodes of relative level `r` (0..=4): 16 inputs,
+/// then 8, 4, 2 and the root.
+fn level_offset(r: u32) -> usize {
+    32 - (32 >> r.min(5))
+}
+
+/// Slot of a chunk's root.
+const ROOT_SLOT: usize = CHUNK_NODES - 1;
 
 /// Tier, chunk number and slot of node `(level, index)`.
 pub(crate) fn locate(level: u32, index: u64) -> (u8, u64, usize) {
@@ -28,8 +34,13 @@ pub(crate) fn locate(level: u32, index: u64) -> (u8, u64, usize) {
     (
         tier as u8,
         index / per,
-        OFFSETS[r as usize] + (index % per) as usize,
+        level_offset(r) + (index % per) as usize,
     )
+}
+
+/// Hash `slot` of a stored chunk.
+fn slot_of(chunk: &[u8; CHUNK_NODES * 32], slot: usize) -> Option<Hash> {
+    chunk.get(slot * 32..slot * 32 + 32)?.try_into().ok()
 }
 
 /// A complete chunk ready to be stored.
@@ -45,41 +56,50 @@ struct Buf {
     nodes: Box<[Hash; CHUNK_NODES]>,
 }
 
+/// Tiers of chunks a tree of 2^64 leaves needs: 64 levels, 4 per tier.
+const TIERS: usize = 16;
+
 /// Collects the nodes a writer's frontier produces into chunks.
 #[derive(Clone, Default)]
 pub(crate) struct ChunkAssembler {
-    tiers: Vec<Buf>,
+    tiers: [Option<Buf>; TIERS],
 }
 
 impl ChunkAssembler {
-    fn buf(&mut self, tier: usize, chunk: u64) -> &mut Buf {
-        while self.tiers.len() <= tier {
-            self.tiers.push(Buf {
-                chunk: u64::MAX,
-                nodes: Box::new([[0u8; 32]; CHUNK_NODES]),
-            });
-        }
-        let b = &mut self.tiers[tier];
+    /// The buffer of `tier`, holding `chunk` (cleared when it held another).
+    fn buf(&mut self, tier: usize, chunk: u64) -> Option<&mut Buf> {
+        let b = self.tiers.get_mut(tier)?.get_or_insert_with(|| Buf {
+            chunk: u64::MAX,
+            nodes: Box::new([[0u8; 32]; CHUNK_NODES]),
+        });
         if b.chunk != chunk {
             b.chunk = chunk;
             b.nodes.fill([0u8; 32]);
         }
-        b
+        Some(b)
+    }
+
+    fn set(&mut self, tier: usize, chunk: u64, slot: usize, hash: &Hash) {
+        if let Some(n) = self.buf(tier, chunk).and_then(|b| b.nodes.get_mut(slot)) {
+            *n = *hash;
+        }
     }
 
     /// Takes one node from the frontier; a completed chunk goes to `done`.
     pub fn on_node(&mut self, level: u32, index: u64, hash: &Hash, done: &mut Vec<DoneChunk>) {
         let (tier, chunk, slot) = locate(level, index);
-        self.buf(tier as usize, chunk).nodes[slot] = *hash;
+        self.set(tier as usize, chunk, slot, hash);
         if level > 0 && level.is_multiple_of(4) {
             // Also the root of chunk `index` of the tier below, which is now complete.
-            let below = self.buf(tier as usize - 1, index);
-            below.nodes[OFFSETS[4]] = *hash;
-            done.push(DoneChunk {
-                tier: tier - 1,
-                chunk: index,
-                nodes: below.nodes.clone(),
-            });
+            let below = tier as usize - 1;
+            self.set(below, index, ROOT_SLOT, hash);
+            if let Some(b) = self.buf(below, index) {
+                done.push(DoneChunk {
+                    tier: tier - 1,
+                    chunk: index,
+                    nodes: b.nodes.clone(),
+                });
+            }
         }
     }
 
@@ -88,7 +108,7 @@ impl ChunkAssembler {
     pub fn load<S: NodeSource + ?Sized>(src: &S, size: u64) -> Result<Self, S::Error> {
         let mut a = Self::default();
         let mut tier = 0u32;
-        while tier < 16 && (size >> (4 * tier)) > 0 {
+        while (tier as usize) < TIERS && (size >> (4 * tier)) > 0 {
             let inputs = size >> (4 * tier);
             let chunk = inputs / 16;
             let have = inputs % 16;
@@ -98,7 +118,7 @@ impl ChunkAssembler {
                 for j in 0..(have >> r) {
                     let level = 4 * tier + r;
                     let h = src.node(level, chunk * per + j)?;
-                    a.tiers[tier as usize].nodes[OFFSETS[r as usize] + j as usize] = h;
+                    a.set(tier as usize, chunk, level_offset(r) + j as usize, &h);
                 }
             }
             tier += 1;
@@ -126,7 +146,7 @@ pub(crate) struct IndexNodes<'a> {
 }
 
 /// A looked-up chunk: (tier, chunk number) and its bytes, if stored.
-type ChunkEntry<'a> = ((u8, u64), Option<&'a [u8]>);
+type ChunkEntry<'a> = ((u8, u64), Option<&'a [u8; CHUNK_NODES * 32]>);
 
 /// Chunks remembered by one `IndexNodes`, at most (a proof needs a few per tier).
 const CHUNK_CACHE: usize = 64;
@@ -175,7 +195,11 @@ impl<'a> IndexNodes<'a> {
         }
     }
 
-    fn chunk(&self, tier: u8, chunk: u64) -> Result<Option<&'a [u8]>, StoreError> {
+    fn chunk(
+        &self,
+        tier: u8,
+        chunk: u64,
+    ) -> Result<Option<&'a [u8; CHUNK_NODES * 32]>, StoreError> {
         if let Some((_, c)) = self
             .chunks
             .borrow()
@@ -226,9 +250,7 @@ impl NodeSource for IndexNodes<'_> {
         }
         let (tier, chunk, slot) = locate(level, index);
         if let Some(c) = self.chunk(tier, chunk)? {
-            let mut h = [0u8; 32];
-            h.copy_from_slice(&c[slot * 32..slot * 32 + 32]);
-            return Ok(h);
+            return slot_of(c, slot).ok_or_else(|| internal(format!("chunk slot {slot}")));
         }
         if let Some(h) = self.remembered(level, index) {
             return Ok(h);
@@ -259,9 +281,7 @@ impl NodeSource for IndexNodes<'_> {
                     ),
                 )
             })?;
-            let mut h = [0u8; 32];
-            h.copy_from_slice(&below[OFFSETS[4] * 32..OFFSETS[4] * 32 + 32]);
-            return Ok(h);
+            return slot_of(below, ROOT_SLOT).ok_or_else(|| internal("chunk root slot"));
         }
         let l = self.node(level - 1, 2 * index)?;
         let r = self.node(level - 1, 2 * index + 1)?;
@@ -295,7 +315,7 @@ mod tests {
                 for j in 0..per {
                     let level = 4 * c.tier as u32 + r;
                     let want = tree.node(level, c.chunk * per + j).unwrap();
-                    assert_eq!(c.nodes[OFFSETS[r as usize] + j as usize], want);
+                    assert_eq!(c.nodes[level_offset(r) + j as usize], want);
                 }
             }
         }

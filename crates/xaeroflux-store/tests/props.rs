@@ -1,3 +1,5 @@
+// Tests may unwrap, index and panic: a panic is a failed test.
+#![allow(clippy::restriction)]
 //! Property test of the whole store against a model: random page
 //! geometries, payload sizes (up to an event that fills a page alone) and
 //! batches across topics; events, roots and proofs at every size (or a
@@ -93,11 +95,10 @@ fn check_proofs(store: &Store, log: &LogId, leaves: &[[u8; 32]]) -> Result<(), T
     Ok(())
 }
 
-fn check(
-    store: &Store,
-    topics: &[Topic],
-    model: &[(Vec<Vec<u8>>, Vec<[u8; 32]>)],
-) -> Result<(), TestCaseError> {
+/// One topic's own log in the model: its payloads and leaf hashes.
+type Model = (Vec<Vec<u8>>, Vec<[u8; 32]>);
+
+fn check(store: &Store, topics: &[Topic], model: &[Model]) -> Result<(), TestCaseError> {
     for (t, (payloads, leaves)) in topics.iter().zip(model) {
         let log = store.own_log(t);
         let size = store.log_size(&log).unwrap();
@@ -135,7 +136,7 @@ proptest! {
             ..StoreOptions::default()
         };
         let topics: Vec<Topic> = (0..3).map(|i| Topic::new(&format!("t{i}")).unwrap()).collect();
-        let mut model: Vec<(Vec<Vec<u8>>, Vec<[u8; 32]>)> = (0..3).map(|_| (Vec::new(), Vec::new())).collect();
+        let mut model: Vec<Model> = (0..3).map(|_| (Vec::new(), Vec::new())).collect();
         {
             let store = Store::open(dir.path(), opts.clone()).unwrap();
             let max = store.max_payload_len();

@@ -1,3 +1,5 @@
+// Tests may unwrap, index and panic: a panic is a failed test.
+#![allow(clippy::restriction)]
 //! Recovery from an index that lags the segments, as after a power loss
 //! (LMDB commits are not synced): the writer replays the segments' tail.
 

@@ -1,3 +1,5 @@
+// Tests may unwrap, index and panic: a panic is a failed test.
+#![allow(clippy::restriction)]
 //! A slow subscriber neither stalls the writer nor misses anything. Alone
 //! in its binary, so that no other test competes for the CPU while it
 //! compares the writer's throughput with and without the subscriber.
@@ -36,6 +38,8 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+// Long on purpose: one measurement in phases (the writer alone, then with
+// a slow reader) whose figures are compared at the end.
 #[test]
 fn a_slow_subscriber_neither_stalls_the_writer_nor_misses_anything() {
     const N: u64 = 100_000;

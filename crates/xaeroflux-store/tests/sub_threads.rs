@@ -1,27 +1,14 @@
+// Tests may unwrap, index and panic: a panic is a failed test.
+#![allow(clippy::restriction)]
 //! Dropping a subscription leaves no thread or channel behind. Alone in its
 //! binary: it counts the process's threads.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use xaeroflux_testkit::{thread_count as threads, threads_settle_at as settles_at};
 
 use xaeroflux_store::reactive::EventListener;
-use xaeroflux_store::{Event, Filter, NewEvent, Store, StoreOptions, Topic};
-
-fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-fn settles_at(want: usize) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if threads() == want {
-            return true;
-        }
-        std::thread::yield_now();
-    }
-    false
-}
+use xaeroflux_store::{Event, Filter, NewEvent, Replication, Store, StoreOptions, Topic};
 
 #[test]
 fn dropping_subscriptions_returns_the_thread_count() {

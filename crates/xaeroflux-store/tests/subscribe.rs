@@ -1,3 +1,5 @@
+// Tests may unwrap, index and panic: a panic is a failed test.
+#![allow(clippy::restriction)]
 //! Live subscriptions: history then live events, gap-free under racing
 //! appends, filters, priority, slow subscribers, and the end of the stream.
 
@@ -7,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{fill, open, payload};
+use xaeroflux_store::Replication;
 use xaeroflux_store::reactive::EventListener;
 use xaeroflux_store::{
     Commit, Durability, Event, EventKind, Filter, NewEvent, Since, Store, StoreError, StoreOptions,

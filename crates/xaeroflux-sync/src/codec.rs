@@ -4,7 +4,8 @@
 //! `docs/sync-protocol.md`.
 
 use xaeroflux_merkle::Hash;
-use xaeroflux_store::{LogId, TopicId};
+use xaeroflux_types::bytes::Cursor;
+use xaeroflux_types::{LOG_ID_LEN, LogId, TopicId};
 
 use crate::SyncError;
 
@@ -135,6 +136,41 @@ impl ErrorCode {
     }
 }
 
+/// Asks for events `from..` of a log, at most `max_events`, with the
+/// consistency proof to the checkpoint of size `to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    /// The log.
+    pub log: LogId,
+    /// First seq.
+    pub from: u64,
+    /// The checkpoint's size.
+    pub to: u64,
+    /// Most events wanted.
+    pub max_events: u32,
+    /// Also send the server's root at `from` and the proof from there to
+    /// the checkpoint (asked once per log when the requester already holds
+    /// events of it, to tell a fork from a lie).
+    pub want_base: bool,
+}
+
+/// Events `from..from + events.len()` and the consistency proof from
+/// `from + events.len()` to the requested checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageResponse {
+    /// The log.
+    pub log: LogId,
+    /// Seq of the first event.
+    pub from: u64,
+    /// Canonical event encodings.
+    pub events: Vec<Vec<u8>>,
+    /// The proof.
+    pub proof: Vec<Hash>,
+    /// When asked: the server's root at `from`, and the consistency proof
+    /// from `from` to the checkpoint.
+    pub base: Option<(Hash, Vec<Hash>)>,
+}
+
 /// An XSP message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
@@ -164,37 +200,10 @@ pub enum Message {
         /// What it will request.
         wants: Vec<DiffEntry>,
     },
-    /// Asks for events `from..` of a log, at most `max_events`, with the
-    /// consistency proof to the checkpoint of size `to`.
-    PageRequest {
-        /// The log.
-        log: LogId,
-        /// First seq.
-        from: u64,
-        /// The checkpoint's size.
-        to: u64,
-        /// Most events wanted.
-        max_events: u32,
-        /// Also send the server's root at `from` and the proof from there
-        /// to the checkpoint (asked once per log when the requester already
-        /// holds events of it, to tell a fork from a lie).
-        want_base: bool,
-    },
-    /// Events `from..from + events.len()` and the consistency proof from
-    /// `from + events.len()` to the requested checkpoint.
-    PageResponse {
-        /// The log.
-        log: LogId,
-        /// Seq of the first event.
-        from: u64,
-        /// Canonical event encodings.
-        events: Vec<Vec<u8>>,
-        /// The proof.
-        proof: Vec<Hash>,
-        /// When asked: the server's root at `from`, and the consistency
-        /// proof from `from` to the checkpoint.
-        base: Option<(Hash, Vec<Hash>)>,
-    },
+    /// Asks for a page of a log.
+    PageRequest(PageRequest),
+    /// A page of a log, with its proof.
+    PageResponse(PageResponse),
     /// The sender will request nothing more.
     SyncDone,
     /// Live mode: a log has a new checkpoint.
@@ -220,30 +229,40 @@ impl Message {
             Message::Hello { .. } => "HELLO",
             Message::Peaks { .. } => "PEAKS",
             Message::Diff { .. } => "DIFF",
-            Message::PageRequest { .. } => "PAGE_REQUEST",
-            Message::PageResponse { .. } => "PAGE_RESPONSE",
+            Message::PageRequest(_) => "PAGE_REQUEST",
+            Message::PageResponse(_) => "PAGE_RESPONSE",
             Message::SyncDone => "SYNC_DONE",
             Message::Checkpoint { .. } => "CHECKPOINT",
             Message::Error { .. } => "ERROR",
         }
     }
 
-    /// Appends the message as one frame to `out`. Fails if it would break
-    /// a bound (the receiver would refuse it).
+    /// Appends the message as one frame to `out`. Fails, leaving `out` as
+    /// it was, if it would break a bound (the receiver would refuse it).
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), SyncError> {
         let start = out.len();
         out.extend_from_slice(&[0u8; 4]);
-        let too_big = |what: &str, n: usize, max: usize| SyncError::Malformed {
-            offset: 0,
-            reason: format!("{what}: {n} is more than {max}"),
-        };
-        let check = |what: &str, n: usize, max: usize| {
-            if n > max {
-                Err(too_big(what, n, max))
-            } else {
+        let body = self.encode_body(out);
+        let len = out.len() - start - 4;
+        let framed = body.and_then(|()| {
+            check("frame", len, MAX_FRAME)?;
+            u32::try_from(len).map_err(|_| too_big("frame", len, MAX_FRAME))
+        });
+        match framed {
+            Ok(len) => {
+                if let Some(prefix) = out.get_mut(start..start + 4) {
+                    prefix.copy_from_slice(&len.to_be_bytes());
+                }
                 Ok(())
             }
-        };
+            Err(e) => {
+                out.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    fn encode_body(&self, out: &mut Vec<u8>) -> Result<(), SyncError> {
         match self {
             Message::Hello {
                 version,
@@ -251,99 +270,44 @@ impl Message {
                 caps,
                 all_topics,
                 topics,
-            } => {
-                check("topics", topics.len(), MAX_TOPICS)?;
-                out.push(tag::HELLO);
-                out.extend_from_slice(&MAGIC);
-                out.extend_from_slice(&version.to_be_bytes());
-                out.extend_from_slice(node_id);
-                out.extend_from_slice(&caps.to_be_bytes());
-                out.push(u8::from(*all_topics));
-                out.extend_from_slice(&(topics.len() as u16).to_be_bytes());
-                for t in topics {
-                    check("topic name", t.name.len(), MAX_TOPIC_NAME)?;
-                    out.extend_from_slice(&t.id.0);
-                    put_str16(out, &t.name);
-                    out.extend_from_slice(&t.digest);
-                }
-            }
+            } => encode_hello(out, *version, node_id, *caps, *all_topics, topics)?,
             Message::Peaks { topic, logs } => {
                 check("logs", logs.len(), MAX_LOGS)?;
                 out.push(tag::PEAKS);
                 out.extend_from_slice(&topic.0);
-                out.extend_from_slice(&(logs.len() as u32).to_be_bytes());
+                put_len32(out, logs.len())?;
                 for l in logs {
                     check("note", l.note.len(), MAX_NOTE)?;
                     out.extend_from_slice(&l.author);
                     out.extend_from_slice(&l.size.to_be_bytes());
-                    put_str16(out, &l.note);
+                    put_str16(out, &l.note)?;
                 }
             }
             Message::Diff { wants } => {
                 check("diff entries", wants.len(), MAX_DIFF)?;
                 out.push(tag::DIFF);
-                out.extend_from_slice(&(wants.len() as u32).to_be_bytes());
+                put_len32(out, wants.len())?;
                 for w in wants {
                     out.extend_from_slice(&w.log.to_bytes());
                     out.extend_from_slice(&w.from.to_be_bytes());
                     out.extend_from_slice(&w.to.to_be_bytes());
                 }
             }
-            Message::PageRequest {
-                log,
-                from,
-                to,
-                max_events,
-                want_base,
-            } => {
+            Message::PageRequest(r) => {
                 out.push(tag::PAGE_REQUEST);
-                out.extend_from_slice(&log.to_bytes());
-                out.extend_from_slice(&from.to_be_bytes());
-                out.extend_from_slice(&to.to_be_bytes());
-                out.extend_from_slice(&max_events.to_be_bytes());
-                out.push(u8::from(*want_base));
+                out.extend_from_slice(&r.log.to_bytes());
+                out.extend_from_slice(&r.from.to_be_bytes());
+                out.extend_from_slice(&r.to.to_be_bytes());
+                out.extend_from_slice(&r.max_events.to_be_bytes());
+                out.push(u8::from(r.want_base));
             }
-            Message::PageResponse {
-                log,
-                from,
-                events,
-                proof,
-                base,
-            } => {
-                check("events", events.len(), MAX_EVENTS)?;
-                check("proof", proof.len(), MAX_PROOF)?;
-                out.push(tag::PAGE_RESPONSE);
-                out.extend_from_slice(&log.to_bytes());
-                out.extend_from_slice(&from.to_be_bytes());
-                out.extend_from_slice(&(events.len() as u32).to_be_bytes());
-                for e in events {
-                    check("event", e.len(), MAX_EVENT)?;
-                    out.extend_from_slice(&(e.len() as u32).to_be_bytes());
-                    out.extend_from_slice(e);
-                }
-                out.push(proof.len() as u8);
-                for h in proof {
-                    out.extend_from_slice(h);
-                }
-                match base {
-                    None => out.push(0),
-                    Some((root, p)) => {
-                        check("base proof", p.len(), MAX_PROOF)?;
-                        out.push(1);
-                        out.extend_from_slice(root);
-                        out.push(p.len() as u8);
-                        for h in p {
-                            out.extend_from_slice(h);
-                        }
-                    }
-                }
-            }
+            Message::PageResponse(p) => encode_page(out, p)?,
             Message::SyncDone => out.push(tag::SYNC_DONE),
             Message::Checkpoint { log, note } => {
                 check("note", note.len(), MAX_NOTE)?;
                 out.push(tag::CHECKPOINT);
                 out.extend_from_slice(&log.to_bytes());
-                put_str16(out, note);
+                put_str16(out, note)?;
             }
             Message::Error { code, reason } => {
                 out.push(tag::ERROR);
@@ -353,48 +317,17 @@ impl Message {
                 while !reason.is_char_boundary(end) {
                     end -= 1;
                 }
-                put_str16(out, &reason[..end]);
+                put_str16(out, reason.get(..end).unwrap_or_default())?;
             }
         }
-        let len = out.len() - start - 4;
-        if len > MAX_FRAME {
-            out.truncate(start);
-            return Err(too_big("frame", len, MAX_FRAME));
-        }
-        out[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
         Ok(())
     }
 
     /// Decodes one frame's body (tag and payload).
     pub fn decode(body: &[u8]) -> Result<Message, SyncError> {
-        let mut r = Reader { b: body, pos: 0 };
-        let t = r.u8()?;
-        let msg = match t {
-            tag::HELLO => {
-                let magic = r.take(4)?;
-                if magic != MAGIC {
-                    return Err(r.bad("not an XSP HELLO (bad magic)"));
-                }
-                let version = r.u16()?;
-                let node_id = r.arr32()?;
-                let caps = r.u32()?;
-                let all_topics = r.flag("all-topics flag")?;
-                let n = r.count16(MAX_TOPICS, 66, "topics")?;
-                let mut topics = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let id = TopicId(r.arr32()?);
-                    let name = r.str16(MAX_TOPIC_NAME, "topic name")?;
-                    let digest = r.arr32()?;
-                    topics.push(TopicEntry { id, name, digest });
-                }
-                Message::Hello {
-                    version,
-                    node_id,
-                    caps,
-                    all_topics,
-                    topics,
-                }
-            }
+        let mut r = Reader(Cursor::new(body));
+        let msg = match r.u8()? {
+            tag::HELLO => decode_hello(&mut r)?,
             tag::PEAKS => {
                 let topic = TopicId(r.arr32()?);
                 let n = r.count32(MAX_LOGS, 42, "logs")?;
@@ -408,7 +341,7 @@ impl Message {
                 Message::Peaks { topic, logs }
             }
             tag::DIFF => {
-                let n = r.count32(MAX_DIFF, 80, "diff entries")?;
+                let n = r.count32(MAX_DIFF, LOG_ID_LEN + 16, "diff entries")?;
                 let mut wants = Vec::with_capacity(n);
                 for _ in 0..n {
                     let log = r.log()?;
@@ -418,40 +351,14 @@ impl Message {
                 }
                 Message::Diff { wants }
             }
-            tag::PAGE_REQUEST => Message::PageRequest {
+            tag::PAGE_REQUEST => Message::PageRequest(PageRequest {
                 log: r.log()?,
                 from: r.u64()?,
                 to: r.u64()?,
                 max_events: r.u32()?,
                 want_base: r.flag("want-base flag")?,
-            },
-            tag::PAGE_RESPONSE => {
-                let log = r.log()?;
-                let from = r.u64()?;
-                let n = r.count32(MAX_EVENTS, 4, "events")?;
-                let mut events = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let len = r.u32()? as usize;
-                    if len > MAX_EVENT {
-                        return Err(r.bad(format!("event of {len} bytes, more than {MAX_EVENT}")));
-                    }
-                    events.push(r.take(len)?.to_vec());
-                }
-                let proof = r.proof()?;
-                let base = if r.flag("base flag")? {
-                    let root = r.arr32()?;
-                    Some((root, r.proof()?))
-                } else {
-                    None
-                };
-                Message::PageResponse {
-                    log,
-                    from,
-                    events,
-                    proof,
-                    base,
-                }
-            }
+            }),
+            tag::PAGE_RESPONSE => decode_page(&mut r)?,
             tag::SYNC_DONE => Message::SyncDone,
             tag::CHECKPOINT => Message::Checkpoint {
                 log: r.log()?,
@@ -463,62 +370,195 @@ impl Message {
             },
             other => return Err(r.bad(format!("unknown message tag {other}"))),
         };
-        if r.left() != 0 {
-            return Err(r.bad(format!("{} bytes after the message", r.left())));
+        if r.0.left() != 0 {
+            return Err(r.bad(format!("{} bytes after the message", r.0.left())));
         }
         Ok(msg)
     }
 }
 
-fn put_str16(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
-    out.extend_from_slice(s.as_bytes());
+fn too_big(what: &str, n: usize, max: usize) -> SyncError {
+    SyncError::Malformed {
+        offset: 0,
+        reason: format!("{what}: {n} is more than {max}"),
+    }
 }
 
-struct Reader<'a> {
-    b: &'a [u8],
-    pos: usize,
+fn check(what: &str, n: usize, max: usize) -> Result<(), SyncError> {
+    if n > max {
+        Err(too_big(what, n, max))
+    } else {
+        Ok(())
+    }
 }
+
+fn put_len16(out: &mut Vec<u8>, n: usize) -> Result<(), SyncError> {
+    let n = u16::try_from(n).map_err(|_| too_big("count", n, u16::MAX as usize))?;
+    out.extend_from_slice(&n.to_be_bytes());
+    Ok(())
+}
+
+fn put_len32(out: &mut Vec<u8>, n: usize) -> Result<(), SyncError> {
+    let n = u32::try_from(n).map_err(|_| too_big("count", n, u32::MAX as usize))?;
+    out.extend_from_slice(&n.to_be_bytes());
+    Ok(())
+}
+
+fn put_str16(out: &mut Vec<u8>, s: &str) -> Result<(), SyncError> {
+    put_len16(out, s.len())?;
+    out.extend_from_slice(s.as_bytes());
+    Ok(())
+}
+
+fn put_proof(out: &mut Vec<u8>, what: &str, proof: &[Hash]) -> Result<(), SyncError> {
+    check(what, proof.len(), MAX_PROOF)?;
+    out.push(proof.len() as u8);
+    for h in proof {
+        out.extend_from_slice(h);
+    }
+    Ok(())
+}
+
+fn encode_hello(
+    out: &mut Vec<u8>,
+    version: u16,
+    node_id: &[u8; 32],
+    caps: u32,
+    all_topics: bool,
+    topics: &[TopicEntry],
+) -> Result<(), SyncError> {
+    check("topics", topics.len(), MAX_TOPICS)?;
+    out.push(tag::HELLO);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&version.to_be_bytes());
+    out.extend_from_slice(node_id);
+    out.extend_from_slice(&caps.to_be_bytes());
+    out.push(u8::from(all_topics));
+    put_len16(out, topics.len())?;
+    for t in topics {
+        check("topic name", t.name.len(), MAX_TOPIC_NAME)?;
+        out.extend_from_slice(&t.id.0);
+        put_str16(out, &t.name)?;
+        out.extend_from_slice(&t.digest);
+    }
+    Ok(())
+}
+
+fn encode_page(out: &mut Vec<u8>, p: &PageResponse) -> Result<(), SyncError> {
+    check("events", p.events.len(), MAX_EVENTS)?;
+    out.push(tag::PAGE_RESPONSE);
+    out.extend_from_slice(&p.log.to_bytes());
+    out.extend_from_slice(&p.from.to_be_bytes());
+    put_len32(out, p.events.len())?;
+    for e in &p.events {
+        check("event", e.len(), MAX_EVENT)?;
+        put_len32(out, e.len())?;
+        out.extend_from_slice(e);
+    }
+    put_proof(out, "proof", &p.proof)?;
+    match &p.base {
+        None => out.push(0),
+        Some((root, p)) => {
+            out.push(1);
+            out.extend_from_slice(root);
+            put_proof(out, "base proof", p)?;
+        }
+    }
+    Ok(())
+}
+
+fn decode_hello(r: &mut Reader<'_>) -> Result<Message, SyncError> {
+    if r.take(4)? != MAGIC {
+        return Err(r.bad("not an XSP HELLO (bad magic)"));
+    }
+    let version = r.u16()?;
+    let node_id = r.arr32()?;
+    let caps = r.u32()?;
+    let all_topics = r.flag("all-topics flag")?;
+    let n = r.count16(MAX_TOPICS, 66, "topics")?;
+    let mut topics = Vec::with_capacity(n);
+    for _ in 0..n {
+        let id = TopicId(r.arr32()?);
+        let name = r.str16(MAX_TOPIC_NAME, "topic name")?;
+        let digest = r.arr32()?;
+        topics.push(TopicEntry { id, name, digest });
+    }
+    Ok(Message::Hello {
+        version,
+        node_id,
+        caps,
+        all_topics,
+        topics,
+    })
+}
+
+fn decode_page(r: &mut Reader<'_>) -> Result<Message, SyncError> {
+    let log = r.log()?;
+    let from = r.u64()?;
+    let n = r.count32(MAX_EVENTS, 4, "events")?;
+    let mut events = Vec::with_capacity(n);
+    for _ in 0..n {
+        let len = r.u32()? as usize;
+        if len > MAX_EVENT {
+            return Err(r.bad(format!("event of {len} bytes, more than {MAX_EVENT}")));
+        }
+        events.push(r.take(len)?.to_vec());
+    }
+    let proof = r.proof()?;
+    let base = if r.flag("base flag")? {
+        let root = r.arr32()?;
+        Some((root, r.proof()?))
+    } else {
+        None
+    };
+    Ok(Message::PageResponse(PageResponse {
+        log,
+        from,
+        events,
+        proof,
+        base,
+    }))
+}
+
+/// The shared cursor, with this format's errors: every failure names its
+/// offset in the frame.
+struct Reader<'a>(Cursor<'a>);
 
 impl<'a> Reader<'a> {
     fn bad(&self, reason: impl Into<String>) -> SyncError {
         SyncError::Malformed {
-            offset: self.pos as u64,
+            offset: self.0.pos() as u64,
             reason: reason.into(),
         }
     }
-    fn left(&self) -> usize {
-        self.b.len() - self.pos
+    fn truncated(&self, n: usize) -> SyncError {
+        self.bad(format!(
+            "truncated: {n} bytes wanted, {} left",
+            self.0.left()
+        ))
     }
     fn take(&mut self, n: usize) -> Result<&'a [u8], SyncError> {
-        if n > self.left() {
-            return Err(self.bad(format!("truncated: {n} bytes wanted, {} left", self.left())));
-        }
-        let s = &self.b[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
+        let e = self.truncated(n);
+        self.0.take(n).ok_or(e)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], SyncError> {
+        let e = self.truncated(N);
+        self.0.array().ok_or(e)
     }
     fn u8(&mut self) -> Result<u8, SyncError> {
-        Ok(self.take(1)?[0])
+        self.array::<1>().map(|[b]| b)
     }
     fn u16(&mut self) -> Result<u16, SyncError> {
-        let s = self.take(2)?;
-        Ok(u16::from_be_bytes([s[0], s[1]]))
+        self.array().map(u16::from_be_bytes)
     }
     fn u32(&mut self) -> Result<u32, SyncError> {
-        let mut a = [0u8; 4];
-        a.copy_from_slice(self.take(4)?);
-        Ok(u32::from_be_bytes(a))
+        self.array().map(u32::from_be_bytes)
     }
     fn u64(&mut self) -> Result<u64, SyncError> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Ok(u64::from_be_bytes(a))
+        self.array().map(u64::from_be_bytes)
     }
     fn arr32(&mut self) -> Result<[u8; 32], SyncError> {
-        let mut a = [0u8; 32];
-        a.copy_from_slice(self.take(32)?);
-        Ok(a)
+        self.array()
     }
     fn flag(&mut self, what: &str) -> Result<bool, SyncError> {
         match self.u8()? {
@@ -529,19 +569,13 @@ impl<'a> Reader<'a> {
     }
     fn proof(&mut self) -> Result<Vec<Hash>, SyncError> {
         let p = self.u8()? as usize;
-        if p > MAX_PROOF || p * 32 > self.left() {
+        if p > MAX_PROOF || p * 32 > self.0.left() {
             return Err(self.bad(format!("proof of {p} hashes")));
         }
-        let mut proof = Vec::with_capacity(p);
-        for _ in 0..p {
-            proof.push(self.arr32()?);
-        }
-        Ok(proof)
+        (0..p).map(|_| self.arr32()).collect()
     }
     fn log(&mut self) -> Result<LogId, SyncError> {
-        let mut a = [0u8; 64];
-        a.copy_from_slice(self.take(64)?);
-        Ok(LogId::from_bytes(&a))
+        Ok(LogId::from_bytes(&self.array()?))
     }
     /// A count, checked against its bound and against the bytes left
     /// (each item takes at least `min_item` bytes).
@@ -552,7 +586,7 @@ impl<'a> Reader<'a> {
         min_item: usize,
         what: &str,
     ) -> Result<usize, SyncError> {
-        if n > max || n.saturating_mul(min_item) > self.left() {
+        if n > max || n.saturating_mul(min_item) > self.0.left() {
             return Err(self.bad(format!(
                 "{n} {what}: more than the bound ({max}) or the frame holds"
             )));
@@ -572,7 +606,7 @@ impl<'a> Reader<'a> {
         if n > max {
             return Err(self.bad(format!("{what} of {n} bytes, more than {max}")));
         }
-        let at = self.pos;
+        let at = self.0.pos();
         let s = self.take(n)?;
         String::from_utf8(s.to_vec()).map_err(|_| SyncError::Malformed {
             offset: at as u64,
@@ -580,6 +614,9 @@ impl<'a> Reader<'a> {
         })
     }
 }
+
+/// Bytes of a frame's length prefix.
+const PREFIX: usize = 4;
 
 /// Splits a byte stream into frames. Feed it what arrives; take messages
 /// out as they complete. A frame's length is checked before its body is
@@ -609,10 +646,10 @@ impl Decoder {
 
     /// The next complete message, if one has arrived.
     pub fn next_message(&mut self) -> Result<Option<Message>, SyncError> {
-        if self.buf.len() < 4 {
+        let Some(len) = xaeroflux_types::bytes::u32_be_at(&self.buf, 0) else {
             return Ok(None);
-        }
-        let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
+        };
+        let len = len as usize;
         if len == 0 {
             return Err(SyncError::Malformed {
                 offset: self.consumed,
@@ -626,18 +663,18 @@ impl Decoder {
                 max: MAX_FRAME as u64,
             });
         }
-        if self.buf.len() < 4 + len {
+        let Some(body) = self.buf.get(PREFIX..PREFIX + len) else {
             return Ok(None);
-        }
-        let msg = Message::decode(&self.buf[4..4 + len]).map_err(|e| match e {
+        };
+        let msg = Message::decode(body).map_err(|e| match e {
             SyncError::Malformed { offset, reason } => SyncError::Malformed {
-                offset: self.consumed + 4 + offset,
+                offset: self.consumed + PREFIX as u64 + offset,
                 reason,
             },
             e => e,
         })?;
-        self.buf.drain(..4 + len);
-        self.consumed += 4 + len as u64;
+        self.buf.drain(..PREFIX + len);
+        self.consumed += (PREFIX + len) as u64;
         Ok(Some(msg))
     }
 }

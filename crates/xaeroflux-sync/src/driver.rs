@@ -1,19 +1,26 @@
 //! Runs a [`Session`] over a byte stream: a reader thread hands what
-//! arrives to the session; the calling thread writes what it answers.
+//! arrives to the session, the calling thread writes what it answers and
+//! starts the store writes it asks for. Those writes run while the session
+//! goes on (the next pages arrive and are checked while one is being made
+//! durable); their results come back on a channel of their own.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::time::Duration;
 
-use crate::SyncError;
+use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
+
 use crate::session::{Outcome, Session, SessionConfig, SyncStore};
+use crate::{StoreFault, SyncError};
 
 /// Bytes read at a time.
 const READ_CHUNK: usize = 256 * 1024;
+/// Chunks the reader thread may queue ahead of the session.
+const READ_AHEAD: usize = 64;
 
 /// Runs one session to its end over `reader` and `writer` (the two halves
-/// of one connection). `timeout` bounds how long the peer may stay silent.
+/// of one connection). `timeout` bounds how long the session may go
+/// without any news (bytes from the peer or a store write finishing).
 /// Returns what moved; on failure the peer has been sent an `ERROR` with
 /// the reason (when the stream still worked), and everything verified
 /// before the failure stays committed.
@@ -30,13 +37,92 @@ where
     W: Write,
 {
     let mut session = Session::new(store, config)?;
-    let (tx, rx) = sync_channel::<std::io::Result<Vec<u8>>>(64);
-    // The reader thread ends when the stream does (the peer closes it, or
-    // the caller shuts the socket down); it owns nothing of the session.
-    let spawned = std::thread::Builder::new()
+    let bytes = spawn_reader(reader)?;
+    let (done_tx, done_rx) = unbounded::<(u64, Result<u64, StoreFault>)>();
+    let result = loop {
+        if let Err(e) = send(&mut session, &mut writer) {
+            break Err(e);
+        }
+        start_actions(store, &mut session, &done_tx);
+        if session.is_finished() {
+            break match session.outcome().error.clone() {
+                None => Ok(()),
+                Some(e) => Err(SyncError::Protocol(e)),
+            };
+        }
+        let step = select! {
+            recv(bytes) -> m => match m {
+                Ok(Ok(b)) if b.is_empty() => Err(session.peer_closed().err()),
+                Ok(Ok(b)) => session.receive(&b).map_err(Some),
+                Ok(Err(e)) => Err(Some(session.fail(SyncError::Io(e)))),
+                Err(_) => Err(session.peer_closed().err()),
+            },
+            recv(done_rx) -> d => match d {
+                Ok((token, r)) => session.complete(token, r).map_err(Some),
+                Err(_) => Ok(()),
+            },
+            default(timeout) => Err(Some(session.fail(SyncError::Timeout(timeout)))),
+        };
+        match step {
+            Ok(()) => {}
+            // The peer closed after the session ended well.
+            Err(None) => break Ok(()),
+            Err(Some(e)) => {
+                // Tell the peer why, if the stream still works.
+                let _ = send(&mut session, &mut writer);
+                break Err(e);
+            }
+        }
+    };
+    result.map(|()| session.outcome().clone())
+}
+
+/// Writes what the session has queued for the peer.
+fn send<S: SyncStore + ?Sized, W: Write>(
+    session: &mut Session<'_, S>,
+    writer: &mut W,
+) -> Result<(), SyncError> {
+    let out = session.take_output();
+    if out.is_empty() {
+        return Ok(());
+    }
+    writer
+        .write_all(&out)
+        .and_then(|()| writer.flush())
+        .map_err(SyncError::Io)
+}
+
+/// Starts the store writes the session asked for; each result comes back
+/// on `done`.
+fn start_actions<S: SyncStore + ?Sized>(
+    store: &S,
+    session: &mut Session<'_, S>,
+    done: &Sender<(u64, Result<u64, StoreFault>)>,
+) {
+    for action in session.take_actions() {
+        let tx = done.clone();
+        let token = action.token;
+        store.start(
+            action.op,
+            Box::new(move |r| {
+                // The session may have ended meanwhile.
+                let _ = tx.send((token, r));
+            }),
+        );
+    }
+}
+
+/// A thread that reads the stream and hands each chunk over; an empty
+/// chunk is the end of the stream. It ends when the stream does (the peer
+/// closes it, or the caller shuts the socket down), or when the session
+/// has gone.
+fn spawn_reader<R: Read + Send + 'static>(
+    mut reader: R,
+) -> Result<Receiver<std::io::Result<Vec<u8>>>, SyncError> {
+    let (tx, rx) = bounded(READ_AHEAD);
+    std::thread::Builder::new()
         .name("xsp-read".into())
         .spawn(move || {
-            let mut reader = reader;
             let mut buf = vec![0u8; READ_CHUNK];
             loop {
                 match reader.read(&mut buf) {
@@ -45,7 +131,8 @@ where
                         return;
                     }
                     Ok(n) => {
-                        if tx.send(Ok(buf[..n].to_vec())).is_err() {
+                        let chunk = buf.get(..n).unwrap_or_default().to_vec();
+                        if tx.send(Ok(chunk)).is_err() {
                             return;
                         }
                     }
@@ -56,43 +143,9 @@ where
                     }
                 }
             }
-        });
-    if let Err(e) = spawned {
-        return Err(SyncError::Io(e));
-    }
-    let result = loop {
-        let out = session.take_output();
-        if !out.is_empty()
-            && let Err(e) = writer.write_all(&out).and_then(|()| writer.flush())
-        {
-            break Err(SyncError::Io(e));
-        }
-        if session.is_finished() {
-            break match session.outcome().error.clone() {
-                None => Ok(()),
-                Some(_) => Err(SyncError::Protocol("session failed".into())),
-            };
-        }
-        match rx.recv_timeout(timeout) {
-            Ok(Ok(bytes)) if bytes.is_empty() => break session.peer_closed(),
-            Ok(Ok(bytes)) => {
-                if let Err(e) = session.receive(&bytes) {
-                    let out = session.take_output();
-                    let _ = writer.write_all(&out).and_then(|()| writer.flush());
-                    break Err(e);
-                }
-            }
-            Ok(Err(e)) => break Err(session.fail(SyncError::Io(e))),
-            Err(RecvTimeoutError::Timeout) => {
-                let e = session.fail(SyncError::Timeout(timeout));
-                let out = session.take_output();
-                let _ = writer.write_all(&out).and_then(|()| writer.flush());
-                break Err(e);
-            }
-            Err(RecvTimeoutError::Disconnected) => break session.peer_closed(),
-        }
-    };
-    result.map(|()| session.outcome().clone())
+        })
+        .map_err(SyncError::Io)?;
+    Ok(rx)
 }
 
 /// Runs one session over a TCP connection, then shuts it down.

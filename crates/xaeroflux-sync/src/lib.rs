@@ -3,21 +3,23 @@
 //! time, each page verified on its own against the log author's signed
 //! checkpoint before it is committed. Any peer may serve any author's log.
 //!
-//! The [`codec`] and the [`Session`] state machine do no I/O: bytes go in,
-//! bytes come out, and the store is reached through the [`SyncStore`]
-//! trait. [`driver`] runs a session over any byte stream (an in-memory
-//! [`pipe`] or TCP).
+//! The [`codec`] and the [`Session`] state machine do no I/O and never
+//! wait: bytes go in, bytes come out, the store is read through the
+//! [`SyncStore`] trait, and what the session wants written (a page to
+//! import, fork evidence to keep) comes out as an [`Action`] whose result
+//! the driver hands back. [`driver`] runs a session over any byte stream
+//! (an in-memory [`pipe`] or TCP), pipelining those writes. [`MemStore`]
+//! is a whole store in memory, for tests and tools; with the `sim`
+//! feature, [`sim`] drives many of them through a simulated network.
 //!
 //! ```
 //! use std::time::Duration;
-//! use xaeroflux_store::{NewEvent, Store, StoreOptions, Topic};
-//! use xaeroflux_sync::{SessionConfig, driver};
+//! use xaeroflux_sync::{MemStore, SessionConfig, driver};
+//! use xaeroflux_types::Topic;
 //!
-//! # let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-//! let a = Store::open(da.path(), StoreOptions::default())?;
-//! let b = Store::open(db.path(), StoreOptions::default())?;
+//! let (a, b) = (MemStore::with_seed(1), MemStore::with_seed(2));
 //! let chat = Topic::new("chat")?;
-//! let r = a.append(NewEvent::application(&chat, b"hi".to_vec()))?;
+//! let log = a.append(&chat, b"hi");
 //!
 //! let ((ar, aw), (br, bw)) = xaeroflux_sync::pipe();
 //! let timeout = Duration::from_secs(10);
@@ -28,19 +30,39 @@
 //! });
 //! assert_eq!(out_b?.events_in, 1);
 //! assert_eq!(out_a?.events_out, 1);
-//! assert_eq!(b.mmr_root(&r.log)?, a.mmr_root(&r.log)?);
+//! assert_eq!(b.root(&log), a.root(&log));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![warn(missing_docs)]
 
 pub mod codec;
 pub mod driver;
+mod mem;
 mod pipe;
 mod session;
+#[cfg(feature = "sim")]
+pub mod sim;
 
 pub use codec::{Decoder, ErrorCode, Message};
+pub use mem::MemStore;
 pub use pipe::{PipeReader, PipeWriter, pipe};
-pub use session::{Outcome, Session, SessionConfig, SyncStore};
+pub use session::{Action, Done, EventRange, Outcome, Session, SessionConfig, StoreOp, SyncStore};
+
+/// What a [`SyncStore`] reports when a read or a write fails.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreFault {
+    /// The peer's data did not verify: nothing of it was stored.
+    #[error(transparent)]
+    Rejected(#[from] xaeroflux_types::Rejection),
+    /// A log with no checkpoint this store can present (another author's
+    /// log whose pull was interrupted before a checkpoint was reached).
+    #[error("no checkpoint for log {0}")]
+    NoCheckpoint(xaeroflux_types::LogId),
+    /// The store failed (its own error is the source).
+    #[error(transparent)]
+    Failed(Box<dyn std::error::Error + Send + Sync>),
+}
 
 /// Why a session failed.
 #[derive(Debug, thiserror::Error)]
@@ -91,10 +113,13 @@ pub enum SyncError {
     },
     /// The local store failed.
     #[error(transparent)]
-    Store(#[from] xaeroflux_store::StoreError),
+    Store(#[from] StoreFault),
     /// Reading or writing the stream failed.
-    #[error("I/O: {0}")]
+    #[error("stream I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// A bug: the session was driven in a way it does not allow.
+    #[error("internal error (a bug in xaeroflux): {0}")]
+    Internal(String),
 }
 
 impl SyncError {

@@ -51,8 +51,11 @@ impl Read for PipeReader {
                 Err(_) => return Ok(0),
             }
         }
-        let n = buf.len().min(self.pending.len() - self.at);
-        buf[..n].copy_from_slice(&self.pending[self.at..self.at + n]);
+        let left = self.pending.get(self.at..).unwrap_or_default();
+        let n = buf.len().min(left.len());
+        if let (Some(to), Some(from)) = (buf.get_mut(..n), left.get(..n)) {
+            to.copy_from_slice(from);
+        }
         self.at += n;
         Ok(n)
     }

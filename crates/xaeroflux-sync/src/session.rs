@@ -1,134 +1,113 @@
-//! The XSP session state machine: bytes in, bytes out, store actions
-//! through [`SyncStore`]. No I/O of its own.
+//! The XSP session state machine: bytes in, bytes out; store reads through
+//! [`SyncStore`], store writes as [`Action`]s whose results come back
+//! through [`Session::complete`]. No I/O of its own, and it never waits.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use xaeroflux_merkle::{Hash, NoteVerifier, verify_consistency};
-use xaeroflux_store::{ForkSide, ImportPage, LogId, Store, StoreError, Topic, TopicId};
+use xaeroflux_types::{ForkSide, ImportPage, LogId, Topic, TopicId};
 
-use crate::SyncError;
 use crate::codec::Decoder;
 use crate::codec::{
-    DiffEntry, ErrorCode, MAX_EVENTS, Message, PeakEntry, TopicEntry, VERSION, caps,
+    DiffEntry, ErrorCode, MAX_EVENTS, Message, PageRequest, PageResponse, PeakEntry, TopicEntry,
+    VERSION, caps,
 };
+use crate::{StoreFault, SyncError};
 
-/// What a session needs from a store. [`Store`] implements it; tests may
-/// implement it to inject faults.
-pub trait SyncStore {
-    /// The store's author key (its node id).
-    fn author(&self) -> [u8; 32];
-    /// Every topic the store holds a log in, with its name when known.
-    fn topics(&self) -> Result<Vec<TopicEntry>, StoreError>;
-    /// The logs of a topic the store can serve, each with its latest
-    /// checkpoint (which covers events the store holds).
-    fn peaks(&self, topic: &TopicId) -> Result<Vec<PeakEntry>, StoreError>;
-    /// Events held in a log (0 if none).
-    fn log_size(&self, log: &LogId) -> Result<u64, StoreError>;
-    /// The log's root at a size it holds.
-    fn root_at(&self, log: &LogId, size: u64) -> Result<Hash, StoreError>;
-    /// Canonical encodings of events `from..to`, stopping early after
-    /// `max_bytes`.
-    fn read_events(
-        &self,
-        log: &LogId,
-        from: u64,
-        to: u64,
-        max_bytes: usize,
-    ) -> Result<Vec<Vec<u8>>, StoreError>;
-    /// RFC 9162 consistency proof between two sizes the store holds.
-    fn prove_consistency(&self, log: &LogId, old: u64, new: u64) -> Result<Vec<Hash>, StoreError>;
-    /// Verifies and commits a page of another author's log.
-    fn import(&self, page: ImportPage) -> Result<u64, StoreError>;
-    /// Keeps a fork proof: `theirs`, a checkpoint by the log's author that
-    /// disagrees with what the store holds, with the peer's tree at a size
-    /// when it sent it.
-    fn record_fork(
-        &self,
-        log: &LogId,
-        theirs: &str,
-        their_side: Option<(u64, ForkSide)>,
-    ) -> Result<(), StoreError>;
+/// Which events of a log to read: seqs `from..to`, stopping once
+/// `max_bytes` are taken (a page always holds at least one event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRange {
+    /// First seq.
+    pub from: u64,
+    /// End of the range (exclusive).
+    pub to: u64,
+    /// Bytes after which no more events are taken.
+    pub max_bytes: usize,
 }
 
-impl SyncStore for Store {
-    fn author(&self) -> [u8; 32] {
-        Store::author(self)
-    }
-    fn topics(&self) -> Result<Vec<TopicEntry>, StoreError> {
-        let mut seen = BTreeMap::new();
-        for info in self.logs()? {
-            seen.entry(info.log.topic)
-                .or_insert_with(|| info.topic_name.clone().unwrap_or_default());
-        }
-        Ok(seen
-            .into_iter()
-            .map(|(id, name)| TopicEntry {
-                id,
-                name,
-                digest: [0; 32],
-            })
-            .collect())
-    }
-    fn peaks(&self, topic: &TopicId) -> Result<Vec<PeakEntry>, StoreError> {
-        let mut out = Vec::new();
-        for info in self.topic_logs(topic)? {
-            if info.size == 0 {
-                continue;
-            }
-            match self.checkpoint(&info.log) {
-                Ok(cp) => out.push(PeakEntry {
-                    author: info.log.author,
-                    size: cp.checkpoint.size,
-                    note: cp.note,
-                }),
-                // Another author's log with no checkpoint reached yet: it
-                // cannot be served until one is.
-                Err(StoreError::NoCheckpoint(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(out)
-    }
-    fn log_size(&self, log: &LogId) -> Result<u64, StoreError> {
-        Store::log_size(self, log)
-    }
-    fn root_at(&self, log: &LogId, size: u64) -> Result<Hash, StoreError> {
-        Store::root_at(self, log, size)
-    }
-    fn read_events(
+impl EventRange {
+    /// Takes the range's events from `events`, `(seq, canonical bytes)` in
+    /// seq order starting at or before `from`.
+    pub fn take<'a, E>(
         &self,
-        log: &LogId,
-        from: u64,
-        to: u64,
-        max_bytes: usize,
-    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        events: impl IntoIterator<Item = Result<(u64, &'a [u8]), E>>,
+    ) -> Result<Vec<Vec<u8>>, E> {
         let mut out = Vec::new();
         let mut bytes = 0;
-        for ev in self.iter_log_range(log, from, to)? {
-            let ev = ev?;
-            if ev.seq() >= to || (bytes >= max_bytes && !out.is_empty()) {
+        for ev in events {
+            let (seq, b) = ev?;
+            if seq < self.from {
+                continue;
+            }
+            if seq >= self.to || (bytes >= self.max_bytes && !out.is_empty()) {
                 break;
             }
-            let b = ev.canonical_bytes();
             bytes += b.len() + 4;
             out.push(b.to_vec());
         }
         Ok(out)
     }
-    fn prove_consistency(&self, log: &LogId, old: u64, new: u64) -> Result<Vec<Hash>, StoreError> {
-        Ok(Store::prove_consistency(self, log, old, new)?.path)
-    }
-    fn import(&self, page: ImportPage) -> Result<u64, StoreError> {
-        Store::import_page(self, page).map(|(_, n)| n)
-    }
-    fn record_fork(
-        &self,
-        log: &LogId,
-        theirs: &str,
+}
+
+/// A write a session asks of its store. The session never waits for it:
+/// it goes on with its messages, and the driver tells it the result with
+/// [`Session::complete`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreOp {
+    /// Verify a page of another author's log and commit it. The result is
+    /// the number of events the store did not hold before.
+    Import(ImportPage),
+    /// Keep fork evidence: `theirs`, a checkpoint by the log's author that
+    /// disagrees with what the store holds, with the peer's tree at a size
+    /// when it sent it.
+    RecordFork {
+        /// The log.
+        log: LogId,
+        /// The peer's checkpoint note.
+        theirs: String,
+        /// The peer's tree at a size, when it sent it.
         their_side: Option<(u64, ForkSide)>,
-    ) -> Result<(), StoreError> {
-        Store::record_fork(self, log, theirs, their_side).map(|_| ())
-    }
+    },
+}
+
+/// A store write the session asked for, with the token that names it in
+/// [`Session::complete`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Action {
+    /// Names this action when its result comes back.
+    pub token: u64,
+    /// The write.
+    pub op: StoreOp,
+}
+
+/// Called once with the result of a [`StoreOp`].
+pub type Done = Box<dyn FnOnce(Result<u64, StoreFault>) + Send>;
+
+/// What a session needs from a store: snapshot reads, which never wait on
+/// the store's writer, and a way to start writes. `xaeroflux_store::Store`
+/// implements it; tests implement it in memory or to inject faults.
+pub trait SyncStore {
+    /// The store's author key (its node id).
+    fn author(&self) -> [u8; 32];
+    /// Every topic the store holds a log in, with its name when known.
+    fn topics(&self) -> Result<Vec<TopicEntry>, StoreFault>;
+    /// The logs of a topic the store can serve, each with its latest
+    /// checkpoint (which covers events the store holds).
+    fn peaks(&self, topic: &TopicId) -> Result<Vec<PeakEntry>, StoreFault>;
+    /// Events held in a log (0 if none).
+    fn log_size(&self, log: &LogId) -> Result<u64, StoreFault>;
+    /// The log's root at a size it holds.
+    fn root_at(&self, log: &LogId, size: u64) -> Result<Hash, StoreFault>;
+    /// Canonical encodings of the events of `range` (see [`EventRange`]).
+    fn read_events(&self, log: &LogId, range: EventRange) -> Result<Vec<Vec<u8>>, StoreFault>;
+    /// RFC 9162 consistency proof between two sizes the store holds.
+    fn prove_consistency(&self, log: &LogId, old: u64, new: u64) -> Result<Vec<Hash>, StoreFault>;
+    /// Starts a write and calls `done` with its result exactly once, from
+    /// any thread. A store with a writer thread of its own returns at once,
+    /// so that a driver goes on with its other sessions while the write is
+    /// made durable. Writes must be applied in the order they are started.
+    fn start(&self, op: StoreOp, done: Done);
 }
 
 /// How a session behaves.
@@ -240,9 +219,23 @@ pub struct Session<'s, S: SyncStore + ?Sized> {
     pulls: VecDeque<Pull>,
     /// Outstanding requests: (index into pulls by log, from, to).
     in_flight: VecDeque<(LogId, u64)>,
+    /// Store writes asked for and not yet handed to the driver.
+    actions: VecDeque<Action>,
+    /// Store writes handed out whose result has not come back, by token.
+    pending: HashMap<u64, Pending>,
+    next_token: u64,
     sent_done: bool,
     peer_done: bool,
     outcome: Outcome,
+}
+
+/// A store write whose result the session waits for.
+#[derive(Debug, Clone, Copy)]
+enum Pending {
+    /// A page of `log` that started at `from`.
+    Import { log: LogId },
+    /// Fork evidence of a log.
+    Fork,
 }
 
 impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
@@ -264,6 +257,9 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             peer_diff: None,
             pulls: VecDeque::new(),
             in_flight: VecDeque::new(),
+            actions: VecDeque::new(),
+            pending: HashMap::new(),
+            next_token: 0,
             sent_done: false,
             peer_done: false,
             outcome: Outcome::default(),
@@ -321,6 +317,75 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
     /// Bytes to send to the peer now.
     pub fn take_output(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.out)
+    }
+
+    /// Store writes to start now, in order (see [`SyncStore::start`]).
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        self.actions.drain(..).collect()
+    }
+
+    /// Store writes started and not yet completed.
+    pub fn pending_actions(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn act(&mut self, op: StoreOp, pending: Pending) {
+        let token = self.next_token;
+        self.next_token += 1;
+        self.pending.insert(token, pending);
+        self.actions.push_back(Action { token, op });
+    }
+
+    /// The result of the action `token`: for an import, the number of
+    /// events the store did not hold before. A refusal or failure ends the
+    /// session (an `ERROR` for the peer is queued); otherwise the session
+    /// goes on, asking for more pages or finishing.
+    pub fn complete(
+        &mut self,
+        token: u64,
+        result: Result<u64, StoreFault>,
+    ) -> Result<(), SyncError> {
+        if self.phase == Phase::Failed {
+            return Ok(());
+        }
+        let Some(what) = self.pending.remove(&token) else {
+            return Err(self.fail(SyncError::Internal(format!(
+                "a result for store action {token}, which is not pending"
+            ))));
+        };
+        let r = match (what, result) {
+            (Pending::Import { log }, Ok(imported)) => {
+                self.imported(log, imported);
+                self.request_more().and_then(|()| self.maybe_finish())
+            }
+            // Held events with no checkpoint of our own reached yet (an
+            // interrupted pull): the disagreement is noted, not provable.
+            (Pending::Fork, Ok(_) | Err(StoreFault::NoCheckpoint(_))) => self.maybe_finish(),
+            (_, Err(StoreFault::Rejected(why))) => Err(SyncError::Rejected(why.to_string())),
+            (_, Err(e)) => Err(SyncError::Store(e)),
+        };
+        r.map_err(|e| self.fail(e))
+    }
+
+    /// Counts a committed page.
+    fn imported(&mut self, log: LogId, imported: u64) {
+        self.outcome.events_in += imported;
+        self.outcome.pages_in += 1;
+        if let Some(p) = self.pulls.iter_mut().find(|p| p.log == log)
+            && !p.moved
+            && imported > 0
+        {
+            p.moved = true;
+            self.outcome.logs_in += 1;
+        }
+    }
+
+    /// Imports asked for and not yet completed.
+    fn pending_imports(&self) -> usize {
+        self.pending
+            .values()
+            .filter(|p| matches!(p, Pending::Import { .. }))
+            .count()
     }
 
     /// Whether the session has ended, well or not.
@@ -391,78 +456,11 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
                 all_topics,
                 topics,
                 ..
-            } => {
-                if self.peer_hello {
-                    return Err(SyncError::Protocol("a second HELLO".into()));
-                }
-                if version != VERSION {
-                    return Err(SyncError::Version(version));
-                }
-                self.peer_hello = true;
-                self.agree_topics(all_topics, topics)?;
-                self.phase = Phase::Peaks;
-                for topic in self.shared.clone() {
-                    let mut logs = self.peaks_of(&topic)?;
-                    let mine = digest(&logs);
-                    if mine != [0; 32] && self.peer_digests.get(&topic) == Some(&mine) {
-                        // Both hold the same heads: nothing to tell.
-                        logs.clear();
-                    }
-                    for e in &logs {
-                        let log = LogId {
-                            author: e.author,
-                            topic,
-                        };
-                        self.announced.insert(log, e.size);
-                    }
-                    self.send(&Message::Peaks { topic, logs })?;
-                }
-                self.maybe_diff()
-            }
-            Message::Peaks { topic, logs } => {
-                if self.phase != Phase::Peaks {
-                    return Err(SyncError::Protocol(
-                        "PEAKS before HELLO or after DIFF".into(),
-                    ));
-                }
-                if !self.shared.contains(&topic) || !self.peaks_seen.insert(topic) {
-                    return Err(SyncError::Protocol(format!(
-                        "PEAKS for topic {} that was not agreed on, or twice",
-                        hex(&topic.0)
-                    )));
-                }
-                for entry in logs {
-                    self.consider(topic, entry)?;
-                }
-                self.maybe_diff()
-            }
-            Message::Diff { wants } => {
-                if self.peer_diff.is_some() || self.peaks_seen.len() != self.shared.len() {
-                    return Err(SyncError::Protocol(
-                        "DIFF before the PEAKS, or twice".into(),
-                    ));
-                }
-                let mut m = HashMap::with_capacity(wants.len());
-                for w in wants {
-                    m.insert(w.log, (w.from, w.to));
-                }
-                self.peer_diff = Some(m);
-                self.maybe_finish()
-            }
-            Message::PageRequest {
-                log,
-                from,
-                to,
-                max_events,
-                want_base,
-            } => self.serve(log, from, to, max_events, want_base),
-            Message::PageResponse {
-                log,
-                from,
-                events,
-                proof,
-                base,
-            } => self.take_page(log, from, events, proof, base),
+            } => self.on_hello(version, all_topics, topics),
+            Message::Peaks { topic, logs } => self.on_peaks(topic, logs),
+            Message::Diff { wants } => self.on_diff(wants),
+            Message::PageRequest(req) => self.serve(req),
+            Message::PageResponse(page) => self.take_page(page),
             Message::SyncDone => {
                 if self.peer_diff.is_none() || self.peer_done {
                     return Err(SyncError::Protocol(
@@ -477,6 +475,76 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             )),
             Message::Error { code, reason } => Err(SyncError::Peer { code, reason }),
         }
+    }
+
+    /// The peer's HELLO: agree on topics, then send this side's PEAKS for
+    /// each (empty where both sides' digests match).
+    fn on_hello(
+        &mut self,
+        version: u16,
+        all_topics: bool,
+        topics: Vec<TopicEntry>,
+    ) -> Result<(), SyncError> {
+        if self.peer_hello {
+            return Err(SyncError::Protocol("a second HELLO".into()));
+        }
+        if version != VERSION {
+            return Err(SyncError::Version(version));
+        }
+        self.peer_hello = true;
+        self.agree_topics(all_topics, topics)?;
+        self.phase = Phase::Peaks;
+        for topic in self.shared.clone() {
+            let mut logs = self.peaks_of(&topic)?;
+            let mine = digest(&logs);
+            if mine != [0; 32] && self.peer_digests.get(&topic) == Some(&mine) {
+                // Both hold the same heads: nothing to tell.
+                logs.clear();
+            }
+            for e in &logs {
+                let log = LogId {
+                    author: e.author,
+                    topic,
+                };
+                self.announced.insert(log, e.size);
+            }
+            self.send(&Message::Peaks { topic, logs })?;
+        }
+        self.maybe_diff()
+    }
+
+    /// The peer's logs of one shared topic.
+    fn on_peaks(&mut self, topic: TopicId, logs: Vec<PeakEntry>) -> Result<(), SyncError> {
+        if self.phase != Phase::Peaks {
+            return Err(SyncError::Protocol(
+                "PEAKS before HELLO or after DIFF".into(),
+            ));
+        }
+        if !self.shared.contains(&topic) || !self.peaks_seen.insert(topic) {
+            return Err(SyncError::Protocol(format!(
+                "PEAKS for topic {} that was not agreed on, or twice",
+                hex(&topic.0)
+            )));
+        }
+        for entry in logs {
+            self.consider(topic, entry)?;
+        }
+        self.maybe_diff()
+    }
+
+    /// What the peer will pull: all this side may be asked for.
+    fn on_diff(&mut self, wants: Vec<DiffEntry>) -> Result<(), SyncError> {
+        if self.peer_diff.is_some() || self.peaks_seen.len() != self.shared.len() {
+            return Err(SyncError::Protocol(
+                "DIFF before the PEAKS, or twice".into(),
+            ));
+        }
+        let mut m = HashMap::with_capacity(wants.len());
+        for w in wants {
+            m.insert(w.log, (w.from, w.to));
+        }
+        self.peer_diff = Some(m);
+        self.maybe_finish()
     }
 
     fn agree_topics(&mut self, peer_all: bool, peer: Vec<TopicEntry>) -> Result<(), SyncError> {
@@ -565,12 +633,14 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
         theirs: &str,
         their_side: Option<(u64, ForkSide)>,
     ) -> Result<(), SyncError> {
-        match self.store.record_fork(&log, theirs, their_side) {
-            // Held events with no checkpoint of our own reached yet (an
-            // interrupted pull): the disagreement is noted, not provable.
-            Ok(()) | Err(StoreError::NoCheckpoint(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
+        self.act(
+            StoreOp::RecordFork {
+                log,
+                theirs: theirs.to_string(),
+                their_side,
+            },
+            Pending::Fork,
+        );
         self.outcome.forks.push(log);
         Ok(())
     }
@@ -600,8 +670,14 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
     /// Keeps the request window full.
     fn request_more(&mut self) -> Result<(), SyncError> {
         let per = self.config.page_events.clamp(1, MAX_EVENTS as u32);
+        let window = self.config.window.max(1);
+        // Pages received and not yet committed count against the window
+        // too, so a network faster than the disk cannot pile them up.
+        if self.pending_imports() >= window {
+            return Ok(());
+        }
         let mut i = 0;
-        while self.in_flight.len() < self.config.window.max(1) && i < self.pulls.len() {
+        while self.in_flight.len() < window && i < self.pulls.len() {
             let Some(p) = self.pulls.get_mut(i) else {
                 break;
             };
@@ -617,25 +693,25 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             p.requested_to = from + n;
             let (log, to) = (p.log, p.to);
             self.in_flight.push_back((log, from));
-            self.send(&Message::PageRequest {
+            self.send(&Message::PageRequest(PageRequest {
                 log,
                 from,
                 to,
                 max_events: n as u32,
                 want_base,
-            })?;
+            }))?;
         }
         Ok(())
     }
 
-    fn serve(
-        &mut self,
-        log: LogId,
-        from: u64,
-        to: u64,
-        max: u32,
-        want_base: bool,
-    ) -> Result<(), SyncError> {
+    fn serve(&mut self, req: PageRequest) -> Result<(), SyncError> {
+        let PageRequest {
+            log,
+            from,
+            to,
+            max_events: max,
+            want_base,
+        } = req;
         let Some(diff) = self.peer_diff.as_ref() else {
             return Err(SyncError::Protocol("PAGE_REQUEST before DIFF".into()));
         };
@@ -653,9 +729,12 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
         }
         let max = (max as usize).clamp(1, MAX_EVENTS) as u64;
         let end = to.min(from.saturating_add(max));
-        let events = self
-            .store
-            .read_events(&log, from, end, self.config.page_bytes)?;
+        let range = EventRange {
+            from,
+            to: end,
+            max_bytes: self.config.page_bytes,
+        };
+        let events = self.store.read_events(&log, range)?;
         let new_size = from + events.len() as u64;
         let proof = self.store.prove_consistency(&log, new_size, to)?;
         let base = if want_base {
@@ -668,23 +747,30 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
         };
         self.outcome.events_out += events.len() as u64;
         self.outcome.pages_out += 1;
-        self.send(&Message::PageResponse {
+        self.send(&Message::PageResponse(PageResponse {
             log,
             from,
             events,
             proof,
             base,
-        })
+        }))
     }
 
-    fn take_page(
-        &mut self,
-        log: LogId,
-        from: u64,
-        events: Vec<Vec<u8>>,
-        proof: Vec<Hash>,
-        base: Option<(Hash, Vec<Hash>)>,
-    ) -> Result<(), SyncError> {
+    fn pull_mut(&mut self, log: &LogId) -> Result<&mut Pull, SyncError> {
+        self.pulls
+            .iter_mut()
+            .find(|p| p.log == *log)
+            .ok_or_else(|| SyncError::Protocol(format!("PAGE_RESPONSE for {log}, not pulled")))
+    }
+
+    fn take_page(&mut self, page: PageResponse) -> Result<(), SyncError> {
+        let PageResponse {
+            log,
+            from,
+            events,
+            proof,
+            base,
+        } = page;
         match self.in_flight.pop_front() {
             Some((l, f)) if l == log && f == from => {}
             _ => {
@@ -693,50 +779,81 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
                 )));
             }
         }
-        let Some(idx) = self.pulls.iter().position(|p| p.log == log) else {
-            return Err(SyncError::Protocol(format!("PAGE_RESPONSE for {log}")));
-        };
         let still_in_flight = self.in_flight.iter().any(|(l, _)| *l == log);
-        if self.pulls[idx].discarding {
-            let p = &mut self.pulls[idx];
+        let p = self.pull_mut(&log)?;
+        let probe = p.probe;
+        if p.discarding {
             if !still_in_flight {
                 p.discarding = false;
                 p.requested_to = p.next;
             }
-            self.request_more()?;
-            return self.maybe_finish();
+        } else if !(probe && self.forked_at_base(log, from, base)?) {
+            self.enqueue_import(log, from, events, proof, still_in_flight)?;
         }
-        let (next, to, note) = {
-            let p = &self.pulls[idx];
-            (p.next, p.to, p.note.clone())
+        self.request_more()?;
+        self.maybe_finish()
+    }
+
+    /// Checks the server's root at `from` that the first request for a log
+    /// already held asked for: whether the two author-signed trees
+    /// disagree there (a fork: the proof is kept and the log is not
+    /// pulled from this peer). A root that does not lead to the server's
+    /// checkpoint is a lie.
+    fn forked_at_base(
+        &mut self,
+        log: LogId,
+        from: u64,
+        base: Option<(Hash, Vec<Hash>)>,
+    ) -> Result<bool, SyncError> {
+        let Some((root, base_proof)) = base else {
+            return Err(SyncError::Rejected(format!(
+                "log {log}: the peer did not send its root at {from}"
+            )));
         };
-        if self.pulls[idx].probe {
-            let Some((root, base_proof)) = base else {
-                return Err(SyncError::Rejected(format!(
-                    "log {log}: the peer did not send its root at {from}"
-                )));
-            };
-            let cp_root = self.pulls[idx].root;
-            verify_consistency(from, to, &root, &cp_root, &base_proof).map_err(|e| {
-                SyncError::Rejected(format!(
-                    "log {log}: the peer's proof from {from} to its checkpoint: {e}"
-                ))
-            })?;
-            if root != self.store.root_at(&log, from)? {
-                // Their author-signed tree disagrees with ours at `from`.
-                let side = ForkSide {
-                    root,
-                    proof: base_proof,
-                };
-                self.fork(log, &note, Some((from, side)))?;
-                let p = &mut self.pulls[idx];
-                p.next = p.to;
-                p.requested_to = p.to;
-                self.request_more()?;
-                return self.maybe_finish();
-            }
-            self.pulls[idx].probe = false;
+        let (to, cp_root, note) = {
+            let p = self.pull_mut(&log)?;
+            (p.to, p.root, p.note.clone())
+        };
+        verify_consistency(from, to, &root, &cp_root, &base_proof).map_err(|e| {
+            SyncError::Rejected(format!(
+                "log {log}: the peer's proof from {from} to its checkpoint: {e}"
+            ))
+        })?;
+        if root == self.store.root_at(&log, from)? {
+            self.pull_mut(&log)?.probe = false;
+            return Ok(false);
         }
+        let side = ForkSide {
+            root,
+            proof: base_proof,
+        };
+        self.fork(log, &note, Some((from, side)))?;
+        let p = self.pull_mut(&log)?;
+        p.next = p.to;
+        p.requested_to = p.to;
+        Ok(true)
+    }
+
+    /// Hands a received page to the store (as an action) and moves the
+    /// pull on. The store commits only what it does not hold yet: another
+    /// session (with another peer, or a twin with this one) may have
+    /// extended the log since the page was asked for.
+    fn enqueue_import(
+        &mut self,
+        log: LogId,
+        from: u64,
+        events: Vec<Vec<u8>>,
+        proof: Vec<Hash>,
+        still_in_flight: bool,
+    ) -> Result<(), SyncError> {
+        let name = self.names.get(&log.topic).cloned();
+        let after = self
+            .in_flight
+            .iter()
+            .find(|(l, _)| *l == log)
+            .map(|(_, f)| *f);
+        let p = self.pull_mut(&log)?;
+        let (next, to) = (p.next, p.to);
         if from != next {
             return Err(SyncError::Protocol(format!(
                 "PAGE_RESPONSE for {log} at {from}, expected {next}"
@@ -747,60 +864,41 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
                 "log {log}: the peer claimed {to} events but serves none from {from}"
             )));
         }
-        let n = events.len() as u64;
-        if from + n > to {
+        let end = from.saturating_add(events.len() as u64);
+        if end > to {
             return Err(SyncError::Rejected(format!(
-                "log {log}: the page runs past the checkpoint ({} > {to})",
-                from + n
+                "log {log}: the page runs past the checkpoint ({end} > {to})"
             )));
         }
-        // Another session (with another peer, or a twin with this one) may
-        // have extended the log since this page was asked for: the store
-        // imports only what is still missing, checked against the proof.
-        let page = ImportPage {
-            log,
-            topic_name: self.names.get(&log.topic).cloned(),
-            first_seq: from,
-            events,
-            note,
-            proof,
-        };
-        let imported = match self.store.import(page) {
-            Ok(k) => k,
-            Err(StoreError::Rejected(why)) => return Err(SyncError::Rejected(why)),
-            Err(e) => return Err(e.into()),
-        };
-        self.outcome.events_in += imported;
-        self.outcome.pages_in += 1;
-        let p = &mut self.pulls[idx];
-        p.next = from + n;
-        if !p.moved && imported > 0 {
-            p.moved = true;
-            self.outcome.logs_in += 1;
-        }
-        let asked_end = self
-            .in_flight
-            .iter()
-            .find(|(l, _)| *l == log)
-            .map_or(p.requested_to, |(_, f)| *f);
-        if p.next < asked_end {
+        p.next = end;
+        if end < after.unwrap_or(p.requested_to) {
             // A short page (the server's byte bound): ask again from here,
             // once the requests already out for this log are answered.
             if still_in_flight {
                 p.discarding = true;
             } else {
-                p.requested_to = p.next;
+                p.requested_to = end;
             }
         }
-        self.request_more()?;
-        self.maybe_finish()
+        let page = ImportPage {
+            log,
+            topic_name: name,
+            first_seq: from,
+            events,
+            note: p.note.clone(),
+            proof,
+        };
+        self.act(StoreOp::Import(page), Pending::Import { log });
+        Ok(())
     }
 
     fn maybe_finish(&mut self) -> Result<(), SyncError> {
         if self.phase != Phase::Syncing {
             return Ok(());
         }
-        let pulled = self.in_flight.is_empty() && self.pulls.iter().all(|p| p.next >= p.to);
+        let pulled = self.in_flight.is_empty()
+            && self.pending.is_empty()
+            && self.pulls.iter().all(|p| p.next >= p.to);
         if pulled && !self.sent_done {
             self.sent_done = true;
             self.send(&Message::SyncDone)?;

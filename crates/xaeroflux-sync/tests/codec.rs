@@ -1,11 +1,15 @@
+// Tests may unwrap, index and panic: a panic is a failed test.
+#![allow(clippy::restriction)]
 //! Codec property tests: every message round-trips; arbitrary bytes and
 //! damaged frames never panic and never make the decoder buffer more than
 //! one bounded frame.
 
 use proptest::prelude::*;
-use xaeroflux_store::{LogId, TopicId};
-use xaeroflux_sync::codec::{DiffEntry, MAX_FRAME, PeakEntry, TopicEntry};
+use xaeroflux_sync::codec::{
+    DiffEntry, MAX_FRAME, PageRequest, PageResponse, PeakEntry, TopicEntry,
+};
 use xaeroflux_sync::{Decoder, ErrorCode, Message};
+use xaeroflux_types::{LogId, TopicId};
 
 fn log() -> impl Strategy<Value = LogId> {
     (any::<[u8; 32]>(), any::<[u8; 32]>()).prop_map(|(author, t)| LogId {
@@ -14,6 +18,7 @@ fn log() -> impl Strategy<Value = LogId> {
     })
 }
 
+// Long on purpose: one strategy covering every message of the protocol.
 fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
         (
@@ -64,13 +69,13 @@ fn message() -> impl Strategy<Value = Message> {
             any::<bool>()
         )
             .prop_map(
-                |(log, from, to, max_events, want_base)| Message::PageRequest {
+                |(log, from, to, max_events, want_base)| Message::PageRequest(PageRequest {
                     log,
                     from,
                     to,
                     max_events,
                     want_base,
-                }
+                })
             ),
         (
             log(),
@@ -82,13 +87,15 @@ fn message() -> impl Strategy<Value = Message> {
                 prop::collection::vec(any::<[u8; 32]>(), 0..8)
             ))
         )
-            .prop_map(|(log, from, events, proof, base)| Message::PageResponse {
-                log,
-                from,
-                events,
-                proof,
-                base
-            }),
+            .prop_map(|(log, from, events, proof, base)| Message::PageResponse(
+                PageResponse {
+                    log,
+                    from,
+                    events,
+                    proof,
+                    base
+                }
+            )),
         Just(Message::SyncDone),
         (log(), ".{0,60}").prop_map(|(log, note)| Message::Checkpoint { log, note }),
         (1u16..10, ".{0,60}").prop_map(|(c, reason)| Message::Error {

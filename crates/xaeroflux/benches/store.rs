@@ -1,3 +1,5 @@
+// Tests may unwrap, index and panic: a panic is a failed test.
+#![allow(clippy::restriction)]
 //! The store against its baselines, in one process and one run, on the same
 //! disk: durable batched appends against heed alone (one synced write
 //! transaction per 1,000 events) and a plain file (fdatasync every 1,000
@@ -16,30 +18,10 @@ use heed::{Database, EnvOpenOptions};
 use xaeroflux::merkle::{MemoryTree, hash_leaf};
 use xaeroflux::{Core, Topic, verify_inclusion};
 
+use xaeroflux_testkit::{Latencies, bench_payload as payload, env_u64, rate, us};
+
 const BATCH: usize = 1000;
 const PAYLOAD: usize = 100;
-
-fn payload(i: u64) -> Vec<u8> {
-    let mut p = vec![0u8; PAYLOAD];
-    p[..8].copy_from_slice(&i.to_le_bytes());
-    for (j, b) in p.iter_mut().enumerate().skip(8) {
-        *b = (i as usize * 31 + j) as u8;
-    }
-    p
-}
-
-fn rate(n: u64, d: Duration) -> f64 {
-    n as f64 / d.as_secs_f64()
-}
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
 
 fn bench_heed(dir: &Path, n: u64) -> (f64, f64) {
     std::fs::create_dir_all(dir).unwrap();
@@ -100,25 +82,22 @@ fn bench_file(path: &Path, n: u64) -> f64 {
     rate(n, t.elapsed())
 }
 
-fn file_latency(path: &Path, samples: usize) -> Vec<Duration> {
+fn file_latency(path: &Path, samples: usize) -> Latencies {
     let mut f = create(path);
-    let mut lat: Vec<Duration> = (0..samples as u64)
-        .map(|i| {
-            let t = Instant::now();
-            f.write_all(&payload(i)).unwrap();
-            f.sync_data().unwrap();
-            t.elapsed()
-        })
-        .collect();
-    lat.sort();
-    lat
+    Latencies::new(
+        (0..samples as u64)
+            .map(|i| {
+                let t = Instant::now();
+                f.write_all(&payload(i)).unwrap();
+                f.sync_data().unwrap();
+                t.elapsed()
+            })
+            .collect(),
+    )
 }
 
 fn main() {
-    let n: u64 = std::env::var("XF_BENCH_EVENTS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000);
+    let n = env_u64("XF_BENCH_EVENTS", 1_000_000);
     let base = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     println!(
         "xaeroflux store benchmark: {n} events of {PAYLOAD} bytes, batches of {BATCH}, durable"
@@ -128,24 +107,9 @@ fn main() {
     // Baselines first, then the store; each on a fresh directory.
     let (heed_rate, heed_scan) = bench_heed(&base.path().join("heed"), n);
     let file_rate = bench_file(&base.path().join("plain.log"), n);
-
     let store_dir = base.path().join("store");
     let core = Core::builder().open(&store_dir).unwrap();
-    let topic = Topic::new("bench").unwrap();
-    let t = Instant::now();
-    let mut i = 0u64;
-    let mut log = None;
-    while i < n {
-        let evs = (0..BATCH.min((n - i) as usize))
-            .map(|k| core.new_event(&topic, payload(i + k as u64)))
-            .collect::<Vec<_>>();
-        i += evs.len() as u64;
-        let r = core.append_batch(evs).unwrap();
-        log = Some(r.heads[0].log);
-    }
-    let store_rate = rate(n, t.elapsed());
-    let log = log.unwrap();
-
+    let (store_rate, log) = appends(&core, n);
     println!("durable batched append (events/s)");
     println!("  xaeroflux append_batch  {store_rate:>12.0}");
     println!(
@@ -156,38 +120,58 @@ fn main() {
         "  file, fdatasync/1000    {file_rate:>12.0}   ratio {:.2}x",
         store_rate / file_rate
     );
-
-    // Single-event durable append latency, beside a write+fdatasync of one record.
     let samples = 2000;
-    let lat_topic = Topic::new("latency").unwrap();
-    let mut lat: Vec<Duration> = (0..samples as u64)
-        .map(|i| {
-            let ev = core.new_event(&lat_topic, payload(i));
-            let t = Instant::now();
-            core.append(ev).unwrap();
-            t.elapsed()
-        })
-        .collect();
-    lat.sort();
-    let flat = file_latency(&base.path().join("latency.log"), samples);
-    println!("\nsingle durable append latency ({samples} samples)");
-    println!(
-        "  xaeroflux append        p50 {:>8.1} us   p99 {:>8.1} us",
-        us(pct(&lat, 0.5)),
-        us(pct(&lat, 0.99))
-    );
-    println!(
-        "  file write+fdatasync    p50 {:>8.1} us   p99 {:>8.1} us   ratio p50 {:.2}x",
-        us(pct(&flat, 0.5)),
-        us(pct(&flat, 0.99)),
-        us(pct(&lat, 0.5)) / us(pct(&flat, 0.5))
-    );
+    latency(&core, &base.path().join("latency.log"), samples);
+    scan(&core, heed_scan);
+    proofs(&core, &log);
+    core.close().unwrap();
+    opens(&store_dir, &base.path().join("heed"), &log, n, samples);
+}
 
-    // Full scan, beside a cursor scan of the heed baseline.
+/// Durable batched appends of `n` events; the rate and the log.
+fn appends(core: &Core, n: u64) -> (f64, xaeroflux::LogId) {
+    let topic = Topic::new("bench").unwrap();
+    let t = Instant::now();
+    let mut i = 0u64;
+    while i < n {
+        let evs = (0..BATCH.min((n - i) as usize))
+            .map(|k| core.new_event_in(&topic, payload(i + k as u64)))
+            .collect::<Vec<_>>();
+        i += evs.len() as u64;
+        core.append_batch(evs).unwrap();
+    }
+    (rate(n, t.elapsed()), core.own_log(&topic))
+}
+
+/// Single-event durable append latency, beside a write+fdatasync of one record.
+fn latency(core: &Core, file: &Path, samples: usize) {
+    let lat_topic = Topic::new("latency").unwrap();
+    let lat = Latencies::new(
+        (0..samples as u64)
+            .map(|i| {
+                let ev = core.new_event_in(&lat_topic, payload(i));
+                let t = Instant::now();
+                core.append(ev).unwrap();
+                t.elapsed()
+            })
+            .collect(),
+    );
+    let flat = file_latency(file, samples);
+    println!("\nsingle durable append latency ({samples} samples)");
+    println!("  xaeroflux append        {}", lat.describe());
+    println!(
+        "  file write+fdatasync    {}   ratio p50 {:.2}x",
+        flat.describe(),
+        us(lat.p50()) / us(flat.p50())
+    );
+}
+
+/// Full scan, beside a cursor scan of the heed baseline.
+fn scan(core: &Core, heed_scan: f64) {
     let t = Instant::now();
     let mut count = 0u64;
     let mut sum = 0u64;
-    for ev in core.iter_events().unwrap() {
+    for ev in core.iter_events() {
         let ev = ev.unwrap();
         sum = sum.wrapping_add(ev.payload()[0] as u64);
         count += 1;
@@ -200,9 +184,11 @@ fn main() {
         "  heed cursor scan        {heed_scan:>12.0} events/s   ratio {:.2}x",
         scan / heed_scan
     );
+}
 
-    // Proofs on the n-event log, beside the same proofs from an in-memory tree.
-    let size = core.log_size(&log).unwrap();
+/// Proofs on the long log, beside the same proofs from an in-memory tree.
+fn proofs(core: &Core, log: &xaeroflux::LogId) {
+    let size = core.log_size(log).unwrap();
     let k = 20_000u64;
     let seqs: Vec<u64> = (0..k).map(|j| (j * 2_654_435_761) % size).collect();
     // First pass: the index pages are touched for the first time in this
@@ -210,12 +196,12 @@ fn main() {
     let t = Instant::now();
     let proofs: Vec<_> = seqs
         .iter()
-        .map(|s| core.prove_inclusion(&log, *s, size).unwrap())
+        .map(|s| core.prove_inclusion(log, *s, size).unwrap())
         .collect();
     let cold_us = us(t.elapsed()) / k as f64;
     let t = Instant::now();
     for s in &seqs {
-        std::hint::black_box(core.prove_inclusion(&log, *s, size).unwrap());
+        std::hint::black_box(core.prove_inclusion(log, *s, size).unwrap());
     }
     let gen_us = us(t.elapsed()) / k as f64;
     let t = Instant::now();
@@ -224,7 +210,7 @@ fn main() {
     }
     let ver_us = us(t.elapsed()) / k as f64;
     let mut tree = MemoryTree::new();
-    for ev in core.iter_log(&log, 0).unwrap() {
+    for ev in core.iter_log(log, 0) {
         tree.push(hash_leaf(ev.unwrap().canonical_bytes()));
     }
     let t = Instant::now();
@@ -241,48 +227,55 @@ fn main() {
         gen_us / mem_us
     );
     println!("  verify                  {ver_us:>8.2} us");
+}
 
-    // Open time of the store, beside opening the heed baseline.
-    core.close().unwrap();
-    let mut opens: Vec<Duration> = (0..5)
-        .map(|_| {
-            let t = Instant::now();
-            let c = Core::builder().open(&store_dir).unwrap();
-            let d = t.elapsed();
-            assert_eq!(c.log_size(&log).unwrap(), n);
-            c.close().unwrap();
-            d
-        })
-        .collect();
-    opens.sort();
-    let mut heed_opens: Vec<Duration> = (0..5)
-        .map(|_| {
-            let t = Instant::now();
-            let env = unsafe {
-                EnvOpenOptions::new()
-                    .map_size(8 << 30)
-                    .max_dbs(1)
-                    .open(base.path().join("heed"))
-            }
-            .unwrap();
-            let rtxn = env.read_txn().unwrap();
-            let _db: Option<Database<Bytes, Bytes>> =
-                env.open_database(&rtxn, Some("events")).unwrap();
-            drop(rtxn);
-            let d = t.elapsed();
-            env.prepare_for_closing().wait();
-            d
-        })
-        .collect();
-    heed_opens.sort();
+/// Open time of the store, beside opening the heed baseline (median of 5).
+fn opens(store_dir: &Path, heed_dir: &Path, log: &xaeroflux::LogId, n: u64, samples: usize) {
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let ours = median(
+        (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                let c = Core::builder().open(store_dir).unwrap();
+                let d = t.elapsed();
+                assert_eq!(c.log_size(log).unwrap(), n);
+                c.close().unwrap();
+                d
+            })
+            .collect(),
+    );
+    let theirs = median(
+        (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                let env = unsafe {
+                    EnvOpenOptions::new()
+                        .map_size(8 << 30)
+                        .max_dbs(1)
+                        .open(heed_dir)
+                }
+                .unwrap();
+                let rtxn = env.read_txn().unwrap();
+                let _db: Option<Database<Bytes, Bytes>> =
+                    env.open_database(&rtxn, Some("events")).unwrap();
+                drop(rtxn);
+                let d = t.elapsed();
+                env.prepare_for_closing().wait();
+                d
+            })
+            .collect(),
+    );
     println!("\nopen ({n} events, 1 log + {samples}-event log; median of 5)");
     println!(
         "  xaeroflux open          {:>8.2} ms   (target < 50 ms)",
-        opens[2].as_secs_f64() * 1e3
+        ours.as_secs_f64() * 1e3
     );
     println!(
         "  heed env open           {:>8.2} ms   ratio {:.1}x",
-        heed_opens[2].as_secs_f64() * 1e3,
-        opens[2].as_secs_f64() / heed_opens[2].as_secs_f64()
+        theirs.as_secs_f64() * 1e3,
+        ours.as_secs_f64() / theirs.as_secs_f64()
     );
 }

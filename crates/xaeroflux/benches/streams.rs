@@ -1,3 +1,5 @@
+// Tests may unwrap, index and panic: a panic is a failed test.
+#![allow(clippy::restriction)]
 //! Append-to-handler latency through the store: an event appended on one
 //! thread, delivered by a subscription to an `EventListener`'s worker,
 //! measured from before `append` to the handler. Beside it, in the same run
@@ -13,25 +15,11 @@ use std::time::{Duration, Instant};
 
 use xaeroflux::{Core, Durability, Event, EventListener, Filter, Since, Topic};
 
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
+use xaeroflux_testkit::{Latencies, env_u64, us};
 
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
-fn rounds() -> usize {
-    std::env::var("XF_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5_000)
-}
-
-/// Latencies, sorted: append alone; append to a blocking `recv` on another
-/// thread; append to an `EventListener`'s handler.
-fn latencies(durability: Durability, n: usize) -> [Vec<Duration>; 3] {
+/// Latencies: append alone; append to a blocking `recv` on another thread;
+/// append to an `EventListener`'s handler.
+fn latencies(durability: Durability, n: usize) -> [Latencies; 3] {
     let dir = tempfile::tempdir().unwrap();
     let core = Core::builder()
         .with_durability(durability)
@@ -42,7 +30,7 @@ fn latencies(durability: Durability, n: usize) -> [Vec<Duration>; 3] {
     let mut alone = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
-        core.append(core.new_event(&quiet, [7u8; 100])).unwrap();
+        core.append(core.new_event_in(&quiet, [7u8; 100])).unwrap();
         alone.push(t.elapsed());
     }
     let recv_topic = Topic::new("recv").unwrap();
@@ -60,7 +48,7 @@ fn latencies(durability: Durability, n: usize) -> [Vec<Duration>; 3] {
     let mut received = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
-        core.append(core.new_event(&recv_topic, [7u8; 100]))
+        core.append(core.new_event_in(&recv_topic, [7u8; 100]))
             .unwrap();
         let got = rrx.recv_timeout(Duration::from_secs(30)).unwrap();
         received.push(got.duration_since(t));
@@ -83,14 +71,11 @@ fn latencies(durability: Durability, n: usize) -> [Vec<Duration>; 3] {
     let mut through = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
-        core.append(core.new_event(&topic, [7u8; 100])).unwrap();
+        core.append(core.new_event_in(&topic, [7u8; 100])).unwrap();
         let handled = rx.recv_timeout(Duration::from_secs(30)).unwrap();
         through.push(handled.duration_since(t));
     }
-    alone.sort();
-    received.sort();
-    through.sort();
-    [alone, received, through]
+    [alone, received, through].map(Latencies::new)
 }
 
 /// Events per second the writer takes alone, and with 8 subscriptions each
@@ -105,7 +90,7 @@ fn fan_out(n: u64) -> (f64, f64) {
         let mut i = 0;
         while i < n {
             let evs = (0..1000)
-                .map(|_| core.new_event(topic, [1u8; 100]))
+                .map(|_| core.new_event_in(topic, [1u8; 100]))
                 .collect();
             core.append_batch(evs).unwrap();
             i += 1000;
@@ -136,7 +121,7 @@ fn fan_out(n: u64) -> (f64, f64) {
 }
 
 fn main() {
-    let n = rounds();
+    let n = env_u64("XF_BENCH_ROUNDS", 5_000) as usize;
     println!("append-to-handler latency, {n} events of 100 bytes, one at a time");
     println!(
         "{:<10} {:<28} {:>10} {:>10} {:>14}",
@@ -144,7 +129,7 @@ fn main() {
     );
     for (name, d) in [("fast", Durability::Fast), ("durable", Durability::Durable)] {
         let [alone, received, through] = latencies(d, n);
-        let base = us(pct(&alone, 0.5));
+        let base = us(alone.p50());
         for (what, v) in [
             ("its return (baseline)", &alone),
             ("Subscription::recv", &received),
@@ -154,9 +139,9 @@ fn main() {
                 "{:<10} {:<28} {:>10.1} {:>10.1} {:>13.2}x",
                 name,
                 what,
-                us(pct(v, 0.5)),
-                us(pct(v, 0.99)),
-                us(pct(v, 0.5)) / base
+                us(v.p50()),
+                us(v.p99()),
+                us(v.p50()) / base
             );
         }
     }

@@ -49,31 +49,7 @@ pub fn json_lines(s: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// A small deterministic generator (xorshift64*), seeded per test run.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn from_time() -> Self {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1);
-        let seed = std::env::var("XF_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(t | 1);
-        eprintln!("seed {seed} (set XF_TEST_SEED to repeat)");
-        Rng(seed)
-    }
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
+/// A seeded generator; the seed is printed, `XF_TEST_SEED` replays it.
+pub fn rng() -> xaeroflux_testkit::Rng {
+    xaeroflux_testkit::seeded_rng()
 }

@@ -1,26 +1,22 @@
+// Tests may unwrap, index and panic: a panic is a failed test.
+#![allow(clippy::restriction)]
 //! Catch-up of one log of N events of 100 bytes from an empty store, over
 //! the in-memory pipe and over TCP on loopback, every page verified and
 //! committed durably; beside a plain copy of the same number of bytes over
 //! the same transport in the same run.
 //!
-//! `cargo bench -p xaeroflux-sync --bench catchup` (XF_BENCH_EVENTS=N,
+//! `cargo bench -p xaeroflux --bench catchup` (XF_BENCH_EVENTS=N,
 //! default 1,000,000).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use xaeroflux_store::{NewEvent, Store, StoreOptions, Topic};
-use xaeroflux_sync::{Outcome, SessionConfig, driver, pipe};
+use xaeroflux::store::{Store, StoreOptions};
+use xaeroflux::sync::{Outcome, SessionConfig, driver, pipe};
+use xaeroflux_testkit::{bench_source, env_u64};
 
 const T: Duration = Duration::from_secs(120);
-
-fn events() -> u64 {
-    std::env::var("XF_BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000)
-}
 
 /// Seconds to copy `bytes` from one end to the other in 64 KiB writes.
 fn plain_copy<R: Read + Send + 'static, W: Write>(mut r: R, mut w: W, bytes: u64) -> f64 {
@@ -82,23 +78,9 @@ fn catch_up(src: &Store, over_tcp: bool) -> (Outcome, f64) {
 }
 
 fn main() {
-    let n = events();
+    let n = env_u64("XF_BENCH_EVENTS", 1_000_000);
     let dir = tempfile::tempdir().unwrap();
-    let src = Store::open(dir.path(), StoreOptions::default()).unwrap();
-    let topic = Topic::new("bench").unwrap();
-    let mut i = 0;
-    while i < n {
-        let k = (n - i).min(1000);
-        let evs = (0..k)
-            .map(|j| {
-                let mut p = vec![0u8; 100];
-                p[..8].copy_from_slice(&(i + j).to_le_bytes());
-                NewEvent::application(&topic, p)
-            })
-            .collect();
-        src.append_batch(evs).unwrap();
-        i += k;
-    }
+    let (src, _) = bench_source(dir.path(), n);
     println!("catch-up of one log of {n} events of 100 bytes into an empty store (durable)");
     println!(
         "{:<10} {:>14} {:>14} {:>16} {:>10}",

@@ -1,0 +1,7 @@
+//! One module per group of `xf` commands.
+
+pub mod append;
+pub mod node;
+pub mod prove;
+pub mod store;
+pub mod sync;

@@ -1,0 +1,161 @@
+//! `xf serve`, `xf sync` (XSP over TCP) and `xf forks`.
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use xaeroflux::{Core, Error, NoteVerifier, Outcome, Topic};
+
+use crate::output::{ForkOut, json_line};
+use crate::{open_ro, open_rw};
+
+/// Sessions `xf serve` runs at once, at most.
+const MAX_SESSIONS: usize = 32;
+/// How long a peer may stay silent in a served session.
+const SERVE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One line for a session's outcome.
+fn describe(r: &Result<Outcome, Error>) -> String {
+    match r {
+        Ok(o) => format!(
+            "ok: pulled {} events in {} logs ({} pages), served {} events ({} pages), {} bytes in, {} bytes out, {} topics{}",
+            o.events_in,
+            o.logs_in,
+            o.pages_in,
+            o.events_out,
+            o.pages_out,
+            o.bytes_in,
+            o.bytes_out,
+            o.topics,
+            if o.forks.is_empty() {
+                String::new()
+            } else {
+                format!(", {} forked logs refused", o.forks.len())
+            }
+        ),
+        Err(e) => format!("failed: {}", e.report()),
+    }
+}
+
+/// Answers sessions until interrupted: one thread accepts, a thread per
+/// session (at most [`MAX_SESSIONS`]), and this thread prints what each
+/// reports.
+pub fn serve(db: &Path, tcp: &str, out: &mut impl Write) -> Result<()> {
+    let core = open_rw(db)?;
+    let listener = TcpListener::bind(tcp).with_context(|| format!("listening on {tcp}"))?;
+    writeln!(
+        out,
+        "serving {} on {}",
+        db.display(),
+        listener.local_addr()?
+    )?;
+    out.flush()?;
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let active = AtomicUsize::new(0);
+    std::thread::scope(|s| -> Result<()> {
+        let (core, active) = (&core, &active);
+        s.spawn(move || {
+            for conn in listener.incoming() {
+                let conn = match conn {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = tx.send(format!("accept failed: {e}"));
+                        continue;
+                    }
+                };
+                let peer = conn
+                    .peer_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|_| "?".into());
+                // Bounded: a flood of connections must not become a flood
+                // of threads.
+                if active.load(Ordering::Acquire) >= MAX_SESSIONS {
+                    let _ = tx.send(format!(
+                        "session {peer}: refused: {MAX_SESSIONS} sessions already running"
+                    ));
+                    continue;
+                }
+                active.fetch_add(1, Ordering::AcqRel);
+                let tx = tx.clone();
+                s.spawn(move || {
+                    let r = core.sync_over_tcp(conn, &[], SERVE_TIMEOUT);
+                    let _ = tx.send(format!("session {peer}: {}", describe(&r)));
+                    active.fetch_sub(1, Ordering::AcqRel);
+                });
+            }
+        });
+        for line in rx {
+            writeln!(out, "{line}")?;
+            out.flush()?;
+        }
+        Ok(())
+    })
+}
+
+/// One session with the peer at `tcp`.
+pub fn sync(
+    db: &Path,
+    tcp: &str,
+    topics: &[String],
+    timeout: u64,
+    out: &mut impl Write,
+) -> Result<()> {
+    let core = open_rw(db)?;
+    let topics = topics
+        .iter()
+        .map(|t| Topic::new(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let conn = TcpStream::connect(tcp).with_context(|| format!("connecting to {tcp}"))?;
+    let r = core.sync_over_tcp(conn, &topics, Duration::from_secs(timeout.max(1)));
+    writeln!(out, "{}", describe(&r))?;
+    out.flush()?;
+    core.close()?;
+    if let Err(e) = r {
+        bail!("sync with {tcp} failed: {}", e.report());
+    }
+    Ok(())
+}
+
+pub fn forks(db: &Path, json: bool, out: &mut impl Write) -> Result<()> {
+    let core: Core = open_ro(db)?;
+    for f in core.forks()? {
+        let proven = f.verify().unwrap_or(false);
+        let verifier = NoteVerifier::new(&f.log.origin(), &f.log.author)?;
+        let size_of = |note: &str| {
+            verifier
+                .verify_checkpoint(note)
+                .map(|c| c.size)
+                .unwrap_or_default()
+        };
+        let (ours, theirs) = (size_of(&f.ours), size_of(&f.theirs));
+        if json {
+            json_line(
+                out,
+                &ForkOut {
+                    log: f.log.to_string(),
+                    our_size: ours,
+                    their_size: theirs,
+                    at: f.at,
+                    proven,
+                    ours: f.ours,
+                    theirs: f.theirs,
+                },
+            )?;
+        } else {
+            writeln!(
+                out,
+                "{} ours at {ours}, theirs at {theirs}: {}",
+                f.log,
+                if proven {
+                    "proven fork"
+                } else {
+                    "two heads, not proven"
+                }
+            )?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! How a store is opened.
+
+use crate::error::{Result, StoreError};
+
+/// Default page size: 16 KiB.
+pub const DEFAULT_PAGE_SIZE: u32 = 16 * 1024;
+/// Default pages per segment: 1024 (16 MiB segments).
+pub const DEFAULT_SEGMENT_PAGES: u32 = 1024;
+
+/// When an append returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Once the event is on stable storage (one data sync per group commit).
+    #[default]
+    Durable,
+    /// Once the event is written and indexed; the writer syncs after 2 ms
+    /// without new work and at least once a second, so a power loss may
+    /// take the last moments' events (a process crash does not).
+    Fast,
+}
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Page size for a new store (a power of two, 1 KiB to 16 MiB). An
+    /// existing store keeps its own; asking for another is an error.
+    pub page_size: Option<u32>,
+    /// Pages per segment for a new store.
+    pub segment_pages: Option<u32>,
+    /// When appends return.
+    pub durability: Durability,
+    /// Open for reading only: no writer, no lock, works beside a writer process.
+    pub read_only: bool,
+    /// Largest size the index may grow to (virtual address space, not disk).
+    pub index_map_size: usize,
+    /// Logs whose state (open page, tree frontier) the writer keeps in
+    /// memory between commits; others reload from the index when appended
+    /// to. About one page of memory each.
+    pub writer_log_cache: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            page_size: None,
+            segment_pages: None,
+            durability: Durability::Durable,
+            read_only: false,
+            index_map_size: if cfg!(target_pointer_width = "64") {
+                64 << 30
+            } else {
+                1 << 30
+            },
+            writer_log_cache: 1024,
+        }
+    }
+}
+
+/// Checks a page geometry: pages a power of two from 1 KiB to 16 MiB, 1 to
+/// 2^20 pages per segment.
+pub(crate) fn check_geometry(page_size: u32, segment_pages: u32) -> Result<()> {
+    if !page_size.is_power_of_two() || !(1024..=16 << 20).contains(&page_size) {
+        return Err(StoreError::InvalidArgument(format!(
+            "page size {page_size} must be a power of two from 1 KiB to 16 MiB"
+        )));
+    }
+    if !(1..=1 << 20).contains(&segment_pages) {
+        return Err(StoreError::InvalidArgument(format!(
+            "segment pages {segment_pages} must be from 1 to 1048576"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,251 @@
+//! The flusher thread: writes each job's pages, syncs them once, commits
+//! the index once, tells subscribers and answers, one job behind the
+//! writer.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::RecvTimeoutError;
+use xaeroflux_merkle::Hash;
+use xaeroflux_reactive::Subject;
+use xaeroflux_types::{LogId, TopicId};
+
+use super::handoff::HandoffReceiver;
+use super::page::PageWrite;
+use super::request::{Committed, Reply};
+use crate::Durability;
+use crate::error::{Result, StoreError, internal, io_err};
+use crate::index::{LogRecord, PageEntry, PageLoc};
+use crate::shared::{Shared, Stopped};
+use crate::subscribe::Commit;
+use crate::tree::DoneChunk;
+
+/// In the fast mode, how long the flusher waits for more work before it
+/// syncs what it has acknowledged.
+const FAST_IDLE_SYNC: Duration = Duration::from_millis(2);
+/// How often the (unsynced) index is synced, to bound replay after power loss.
+const INDEX_SYNC_EVERY: Duration = Duration::from_secs(1);
+
+/// One group commit, self-contained: what to write, sync, index and answer.
+#[derive(Default)]
+pub(crate) struct Job {
+    /// Its number, in the order jobs are built (recovery's is 0).
+    pub seq: u64,
+    pub writes: Vec<PageWrite>,
+    pub chunks: Vec<(u32, DoneChunk)>,
+    pub pages: Vec<(PageLoc, PageEntry)>,
+    pub records: Vec<(LogId, LogRecord)>,
+    pub topic_names: Vec<(TopicId, String)>,
+    /// (log number, size, note): the newest per log.
+    pub checkpoints: Vec<(u32, u64, String)>,
+    pub next_page: PageLoc,
+    pub next_log_no: u32,
+    pub answers: Vec<(Reply<Committed>, Committed)>,
+    /// What subscribers are told once the job is committed.
+    pub commits: Vec<Commit>,
+    /// Heads of the store's own logs after the job.
+    pub own_heads: Vec<(TopicId, u64, Hash)>,
+    pub acks: Vec<Reply<()>>,
+    pub syncs: Vec<Reply<()>>,
+}
+
+/// Writes, syncs and indexes jobs, in order.
+pub(crate) struct Flusher {
+    pub shared: Arc<Shared>,
+    /// Where commits are announced to subscribers.
+    pub notify: Option<Subject<Commit>>,
+    pub durability: Durability,
+    files: HashMap<u32, File>,
+    unsynced: HashSet<u32>,
+    index_synced: Instant,
+}
+
+impl Flusher {
+    pub fn new(
+        shared: Arc<Shared>,
+        notify: Option<Subject<Commit>>,
+        durability: Durability,
+    ) -> Self {
+        Self {
+            shared,
+            notify,
+            durability,
+            files: HashMap::new(),
+            unsynced: HashSet::new(),
+            index_synced: Instant::now(),
+        }
+    }
+
+    fn file(&mut self, segment: u32) -> Result<&File> {
+        if !self.files.contains_key(&segment) {
+            let f = self.shared.segments.open_rw(segment)?;
+            self.files.insert(segment, f);
+        }
+        self.files
+            .get(&segment)
+            .ok_or_else(|| internal(format!("segment {segment} is not open after opening it")))
+    }
+
+    fn sync_segments(&mut self) -> Result<()> {
+        for seg in self.unsynced.drain().collect::<Vec<_>>() {
+            let path = self.shared.segments.path(seg);
+            self.file(seg)?.sync_data().map_err(io_err(&path))?;
+        }
+        Ok(())
+    }
+
+    /// Syncs every segment written since the last sync, and the index.
+    pub fn sync_all(&mut self) -> Result<()> {
+        self.sync_segments()?;
+        self.shared.index.force_sync()?;
+        self.index_synced = Instant::now();
+        Ok(())
+    }
+
+    /// Writes a job's pages (records first, then the headers that count
+    /// them), syncs them in the durable mode, then commits the index.
+    pub fn execute(&mut self, job: &Job, durable: bool) -> Result<()> {
+        let shared = self.shared.clone();
+        let segs = &shared.segments;
+        for w in &job.writes {
+            let base = segs.page_offset(w.loc);
+            let path = segs.path(w.loc.segment);
+            let file = self.file(w.loc.segment)?;
+            if !w.records.is_empty() {
+                file.write_all_at(&w.records, base + w.from as u64)
+                    .map_err(io_err(&path))?;
+            }
+            file.write_all_at(&w.header, base).map_err(io_err(&path))?;
+            self.unsynced.insert(w.loc.segment);
+        }
+        if durable {
+            self.sync_segments()?;
+        }
+        self.commit_index(job)?;
+        if self.index_synced.elapsed() >= INDEX_SYNC_EVERY {
+            self.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// One index transaction with everything the job changed.
+    fn commit_index(&self, job: &Job) -> Result<()> {
+        let index = &self.shared.index;
+        let mut txn = index.write_txn()?;
+        for (log_no, c) in &job.chunks {
+            index.put_chunk(&mut txn, *log_no, c.tier, c.chunk, &c.nodes)?;
+        }
+        for (loc, e) in &job.pages {
+            index.put_page(&mut txn, *loc, e)?;
+        }
+        for (id, r) in &job.records {
+            index.put_log_record(&mut txn, id, r)?;
+        }
+        for (topic, name) in &job.topic_names {
+            index.put_topic_name(&mut txn, topic, name)?;
+        }
+        for (log_no, _, note) in &job.checkpoints {
+            index.put_checkpoint(&mut txn, *log_no, note)?;
+        }
+        index.put_next_page(&mut txn, job.next_page)?;
+        index.put_next_log_no(&mut txn, job.next_log_no)?;
+        index.commit(txn)?;
+        index.keep_slack()
+    }
+
+    /// Answers everyone the job carries: with its results, or with the
+    /// error that stopped the store.
+    fn answer(&mut self, job: Job, stopped: &Stopped) {
+        if let Some(why) = stopped.reason() {
+            for (reply, _) in job.answers {
+                reply.stopped(&why);
+            }
+            for reply in job.acks.into_iter().chain(job.syncs) {
+                reply.stopped(&why);
+            }
+            return;
+        }
+        for (reply, c) in job.answers {
+            reply.send(Ok(c));
+        }
+        for reply in job.acks {
+            reply.send(Ok(()));
+        }
+        if !job.syncs.is_empty() {
+            let r = self.sync_all().map_err(|e| stopped.stop(e));
+            for reply in job.syncs {
+                reply.send(r.clone().map_err(StoreError::WriterStopped));
+            }
+        }
+    }
+
+    /// Executes one job, then tells subscribers and answers.
+    fn finish(&mut self, mut job: Job, durable: bool, stopped: &Stopped, committed: &AtomicU64) {
+        let ok = match stopped.reason() {
+            Some(_) => false,
+            // The writer's state is now ahead of the disk: stop taking writes.
+            None => self
+                .execute(&job, durable)
+                .map_err(|e| stopped.stop(e))
+                .is_ok(),
+        };
+        if ok {
+            self.shared
+                .set_own_heads(std::mem::take(&mut job.own_heads));
+            if !job.commits.is_empty()
+                && let Some(n) = self.notify.as_ref().filter(|n| n.subscribers() > 0)
+            {
+                // Never blocks: a full queue drops and tells subscribers,
+                // who catch up from the store.
+                n.on_next_batch(std::mem::take(&mut job.commits));
+            }
+        }
+        let seq = job.seq;
+        self.answer(job, stopped);
+        if ok {
+            committed.store(seq, Ordering::Release);
+        }
+    }
+
+    /// Runs until the writer's end of the hand-over is dropped.
+    pub fn run(mut self, jobs: HandoffReceiver<Job>, stopped: Stopped, committed: Arc<AtomicU64>) {
+        let durable = self.durability == Durability::Durable;
+        let mut next: Option<Job> = None;
+        loop {
+            let job = match next.take() {
+                Some(j) => j,
+                None => match jobs.recv(None) {
+                    Ok(j) => j,
+                    Err(_) => break,
+                },
+            };
+            self.finish(job, durable, &stopped, &committed);
+            if !durable && stopped.reason().is_none() {
+                // The fast mode makes what it acknowledged durable once the
+                // writer has been idle for a moment (and at least once a
+                // second under load, in `execute`), so a caller appending one
+                // event at a time never waits for a sync.
+                match jobs.recv(Some(FAST_IDLE_SYNC)) {
+                    Ok(j) => next = Some(j),
+                    Err(RecvTimeoutError::Timeout) => {
+                        if let Err(e) = self.sync_all() {
+                            stopped.stop(e);
+                        }
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        }
+        if stopped.reason().is_none() {
+            let _ = self.sync_all();
+        }
+        if let Some(n) = self.notify.take() {
+            // Subscribers get what was announced, then the end of the stream.
+            n.close();
+        }
+    }
+}

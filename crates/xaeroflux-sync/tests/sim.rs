@@ -1,0 +1,220 @@
+// Tests may unwrap, index and panic: a panic is a failed test.
+#![allow(clippy::restriction)]
+//! The real session code between many in-memory stores, over a simulated
+//! network with latency, cut connections, slow writes, churn and a
+//! partition. Each test prints its seed; `XF_SIM_SEED=N` replays a run.
+
+use xaeroflux_sync::sim::{Rng, Sim, SimConfig, SimStats};
+use xaeroflux_sync::{MemStore, SessionConfig};
+use xaeroflux_types::Topic;
+
+fn seed() -> u64 {
+    xaeroflux_testkit::seed_from_env("XF_SIM_SEED")
+}
+
+/// A random connected topology: store `i > 0` knows a random earlier
+/// store, and some stores know one or two more; every store knows 1 to 3
+/// others it dials.
+fn topology(rng: &mut Rng, n: usize) -> Vec<Vec<usize>> {
+    let mut links = vec![Vec::new(); n];
+    for (i, l) in links.iter_mut().enumerate().skip(1) {
+        l.push(rng.range(0, i as u64 - 1) as usize);
+    }
+    for (i, l) in links.iter_mut().enumerate() {
+        let extra = rng.range(0, 2);
+        for _ in 0..extra {
+            let j = rng.range(0, n as u64 - 1) as usize;
+            if j != i && !l.contains(&j) && l.len() < 3 {
+                l.push(j);
+            }
+        }
+        if l.is_empty() {
+            l.push(if i == 0 { 1 } else { 0 });
+        }
+    }
+    links
+}
+
+fn stores(seed: u64, n: usize) -> Vec<MemStore> {
+    (0..n as u64)
+        .map(|i| MemStore::with_seed(seed ^ (i << 32) ^ i))
+        .collect()
+}
+
+/// Each store appends 0 to `max` events to one or more of the topics.
+fn append_random(rng: &mut Rng, stores: &[MemStore], topics: &[Topic], max: u64) {
+    for s in stores {
+        for t in topics {
+            if rng.chance(0.3) {
+                continue;
+            }
+            for i in 0..rng.range(0, max) {
+                let len = rng.range(0, 300) as usize;
+                s.append(t, &vec![(i % 251) as u8; len]);
+            }
+        }
+    }
+}
+
+/// One round: every online store dials each peer it knows; then the
+/// network runs until the sessions end.
+fn round(sim: &mut Sim<'_>, links: &[Vec<usize>]) {
+    for (a, peers) in links.iter().enumerate() {
+        for &b in peers {
+            sim.connect(a, b);
+        }
+    }
+    let until = sim.stats().now + 1_000_000;
+    assert!(
+        sim.run(until),
+        "sessions still running after a round: {:?}",
+        sim.stats()
+    );
+}
+
+/// Rounds until the stores converge, at most `max`; the rounds it took.
+fn converge(sim: &mut Sim<'_>, links: &[Vec<usize>], max: usize) -> usize {
+    for r in 1..=max {
+        round(sim, links);
+        if sim.converged() {
+            return r;
+        }
+    }
+    panic!("not converged after {max} rounds: {:?}", sim.stats());
+}
+
+fn report(what: &str, rounds: usize, st: &SimStats) {
+    eprintln!(
+        "{what}: converged in {rounds} rounds, {} ticks; {} sessions ({} failed), {} deliveries, {} bytes, {} writes",
+        st.now, st.sessions, st.sessions_failed, st.deliveries, st.bytes, st.writes
+    );
+}
+
+fn topics() -> Vec<Topic> {
+    ["chat", "profiles", "market"]
+        .iter()
+        .map(|t| Topic::new(t).unwrap())
+        .collect()
+}
+
+fn small_pages(seed: u64) -> SimConfig {
+    let mut c = SimConfig::new(seed);
+    // Many pages per log, so the window and pipelined writes are exercised.
+    c.session = SessionConfig {
+        page_events: 32,
+        page_bytes: 4096,
+        window: 3,
+        ..SessionConfig::default()
+    };
+    c
+}
+
+#[test]
+fn twelve_stores_converge_through_a_random_topology() {
+    let seed = seed();
+    let st = stores(seed, 12);
+    let mut sim = Sim::new(&st, small_pages(seed));
+    let links = topology(sim.rng(), st.len());
+    append_random(sim.rng(), &st, &topics(), 150);
+    let rounds = converge(&mut sim, &links, 20);
+    report("12 stores", rounds, sim.stats());
+    assert_eq!(sim.stats().sessions_failed, 0, "{:?}", sim.stats().failures);
+    // Every log is whole: the size its author holds, and the author's root.
+    for s in &st {
+        for (log, head) in s.heads() {
+            let author = st
+                .iter()
+                .find(|a| a.heads().get(&log).is_some_and(|h| h.0 == head.0))
+                .unwrap();
+            assert_eq!(author.root(&log), Some(head.1));
+        }
+    }
+}
+
+#[test]
+fn cut_connections_and_slow_writes_still_converge() {
+    let seed = seed();
+    let st = stores(seed, 10);
+    let mut config = small_pages(seed);
+    config.cut = 0.02;
+    config.latency = (1, 100);
+    config.write_delay = (1, 60);
+    let mut sim = Sim::new(&st, config);
+    let links = topology(sim.rng(), st.len());
+    append_random(sim.rng(), &st, &topics(), 200);
+    let rounds = converge(&mut sim, &links, 300);
+    report("10 stores, 2% cut deliveries", rounds, sim.stats());
+    assert!(
+        sim.stats().sessions_failed > 0,
+        "no connection was cut: the test tested nothing"
+    );
+}
+
+#[test]
+fn a_partition_heals_into_one_state() {
+    let seed = seed();
+    let st = stores(seed, 10);
+    let mut sim = Sim::new(&st, small_pages(seed));
+    // A ring, so each half stays connected when split in two.
+    let links: Vec<Vec<usize>> = (0..10).map(|i| vec![(i + 1) % 10]).collect();
+    append_random(sim.rng(), &st, &topics(), 50);
+    converge(&mut sim, &links, 20);
+    let halves: Vec<usize> = (0..10).map(|i| usize::from(i >= 5)).collect();
+    sim.partition(halves);
+    let ring_halves: Vec<Vec<usize>> = (0..10)
+        .map(|i| vec![if i < 5 { (i + 1) % 5 } else { 5 + (i - 4) % 5 }])
+        .collect();
+    append_random(sim.rng(), &st, &topics(), 50);
+    for _ in 0..10 {
+        round(&mut sim, &ring_halves);
+    }
+    let (a, b) = st.split_at(5);
+    let same = |g: &[MemStore]| g.iter().all(|s| s.heads() == g[0].heads());
+    assert!(same(a) && same(b), "each half converges on its own");
+    assert_ne!(
+        a[0].heads(),
+        b[0].heads(),
+        "the halves diverged while split"
+    );
+    sim.heal();
+    let rounds = converge(&mut sim, &links, 20);
+    report("healed partition", rounds, sim.stats());
+}
+
+#[test]
+fn stores_that_come_and_go_catch_up() {
+    let seed = seed();
+    let st = stores(seed, 9);
+    let mut sim = Sim::new(&st, small_pages(seed));
+    let links = topology(sim.rng(), st.len());
+    for _ in 0..15 {
+        for i in 0..st.len() {
+            let up = !sim.rng().chance(0.3);
+            sim.set_online(i, up);
+        }
+        append_random(sim.rng(), &st, &topics(), 20);
+        round(&mut sim, &links);
+    }
+    for i in 0..st.len() {
+        sim.set_online(i, true);
+    }
+    let rounds = converge(&mut sim, &links, 20);
+    report("churn", rounds, sim.stats());
+}
+
+#[test]
+fn a_run_replays_exactly_from_its_seed() {
+    let seed = seed();
+    let run = || {
+        let st = stores(seed, 8);
+        let mut config = small_pages(seed);
+        config.cut = 0.01;
+        let mut sim = Sim::new(&st, config);
+        let links = topology(sim.rng(), st.len());
+        append_random(sim.rng(), &st, &topics(), 60);
+        converge(&mut sim, &links, 200);
+        let heads: Vec<_> = st.iter().map(|s| s.heads()).collect();
+        (sim.stats().clone(), heads)
+    };
+    assert_eq!(run(), run());
+}
