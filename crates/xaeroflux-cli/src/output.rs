@@ -1,7 +1,8 @@
-//! What `xf` prints: one serde type per record, printed as one JSON object
-//! a line with `--json`, or as aligned `key value` lines (an array one
-//! line per element) without. Hashes are lowercase hex. The formats are in
-//! `docs/proofs-and-checkpoints.md`.
+//! What `xf` prints: one serde type per record (the shapes of
+//! `xaeroflux::json`, which the MCP server shares), printed as one JSON
+//! object a line with `--json`, or as aligned `key value` lines (an array
+//! one line per element) without. Hashes are lowercase hex. The formats are
+//! in `docs/proofs-and-checkpoints.md`.
 
 use std::io::Write;
 
@@ -9,147 +10,11 @@ use anyhow::Result;
 use serde::Serialize;
 use serde::de::{MapAccess, Visitor};
 use serde_json::Value;
-use xaeroflux::{ConsistencyProof, EventRef, InclusionProof, LogInfo, Receipt};
 
-/// Lowercase hex.
-pub fn hx(h: &[u8]) -> String {
-    hex::encode(h)
-}
-
-fn hashes(hs: &[[u8; 32]]) -> Vec<String> {
-    hs.iter().map(|h| hx(h)).collect()
-}
-
-/// An append's receipt.
-#[derive(Serialize)]
-pub struct ReceiptOut {
-    pub log: String,
-    pub seq: u64,
-    pub leaf_hash: String,
-    pub size: u64,
-    pub root: String,
-}
-
-impl From<&Receipt> for ReceiptOut {
-    fn from(r: &Receipt) -> Self {
-        Self {
-            log: r.log.to_string(),
-            seq: r.seq,
-            leaf_hash: hx(&r.leaf_hash),
-            size: r.size,
-            root: hx(&r.root),
-        }
-    }
-}
-
-/// One log, as `xf logs --json` lists it.
-#[derive(Serialize)]
-pub struct LogOut {
-    pub log: String,
-    pub author: String,
-    pub topic_id: String,
-    pub topic: Option<String>,
-    pub size: u64,
-    pub root: String,
-}
-
-impl From<&LogInfo> for LogOut {
-    fn from(l: &LogInfo) -> Self {
-        Self {
-            log: l.log.to_string(),
-            author: hx(&l.log.author),
-            topic_id: l.log.topic.to_string(),
-            topic: l.topic_name.clone(),
-            size: l.size,
-            root: hx(&l.root),
-        }
-    }
-}
-
-/// One event, as `xf dump --json` prints it: `bytes_hex` is the canonical
-/// encoding the leaf hash covers.
-#[derive(Serialize)]
-pub struct DumpOut {
-    pub seq: u64,
-    pub timestamp_ms: u64,
-    pub kind: &'static str,
-    pub leaf_hash: String,
-    pub bytes_hex: String,
-    pub payload_hex: String,
-}
-
-impl From<&EventRef<'_>> for DumpOut {
-    fn from(ev: &EventRef<'_>) -> Self {
-        Self {
-            seq: ev.seq(),
-            timestamp_ms: ev.timestamp_ms(),
-            kind: ev.kind().as_str(),
-            leaf_hash: hx(&ev.leaf_hash()),
-            bytes_hex: hx(ev.canonical_bytes()),
-            payload_hex: hx(ev.payload()),
-        }
-    }
-}
-
-/// An inclusion proof.
-#[derive(Serialize)]
-pub struct InclusionOut {
-    pub log: String,
-    pub index: u64,
-    pub size: u64,
-    pub leaf_hash: String,
-    pub root: String,
-    pub path: Vec<String>,
-}
-
-impl From<&InclusionProof> for InclusionOut {
-    fn from(p: &InclusionProof) -> Self {
-        Self {
-            log: p.log.to_string(),
-            index: p.index,
-            size: p.size,
-            leaf_hash: hx(&p.leaf_hash),
-            root: hx(&p.root),
-            path: hashes(&p.path),
-        }
-    }
-}
-
-/// A consistency proof.
-#[derive(Serialize)]
-pub struct ConsistencyOut {
-    pub log: String,
-    pub from: u64,
-    pub to: u64,
-    pub old_root: String,
-    pub new_root: String,
-    pub path: Vec<String>,
-}
-
-impl From<&ConsistencyProof> for ConsistencyOut {
-    fn from(p: &ConsistencyProof) -> Self {
-        Self {
-            log: p.log.to_string(),
-            from: p.old_size,
-            to: p.new_size,
-            old_root: hx(&p.old_root),
-            new_root: hx(&p.new_root),
-            path: hashes(&p.path),
-        }
-    }
-}
-
-/// A fork proof kept.
-#[derive(Serialize)]
-pub struct ForkOut {
-    pub log: String,
-    pub our_size: u64,
-    pub their_size: u64,
-    pub at: u64,
-    pub proven: bool,
-    pub ours: String,
-    pub theirs: String,
-}
+pub use xaeroflux::json::{
+    Consistency as ConsistencyOut, Dump as DumpOut, Fork as ForkOut, Inclusion as InclusionOut,
+    Log as LogOut, Receipt as ReceiptOut, hex as hx,
+};
 
 /// Prints one JSON object on one line.
 pub fn json_line(out: &mut (impl Write + ?Sized), v: &impl Serialize) -> Result<()> {

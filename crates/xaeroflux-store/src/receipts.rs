@@ -156,6 +156,7 @@ impl VerifyReport {
 /// Sizes of a store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Stats {
     /// Logs.
     pub logs: u64,

@@ -143,6 +143,14 @@ impl Core {
         Events::topic(self.store.iter_topic_id(topic))
     }
 
+    /// The rest of a topic view: each log from the seq `from` gives for it
+    /// on (0 for a log not seen yet), merged in the view's order. Keep, per
+    /// log, the seq after the last event taken to resume a read where it
+    /// stopped, with nothing missed that was replicated in since.
+    pub fn iter_topic_from(&self, topic: &TopicId, from: impl Fn(&LogId) -> u64) -> Events<'_> {
+        Events::topic(self.store.iter_topic_from(topic, from))
+    }
+
     /// Subscribes to what `filter` selects: the history from `since`, then
     /// each event as it is committed, local or replicated, with no gap and
     /// no duplicate.

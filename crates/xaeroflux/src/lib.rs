@@ -69,6 +69,9 @@
 //! # Ok(()) }
 //! ```
 //!
+//! With the `serde` feature, the `json` module holds the JSON shapes of receipts,
+//! logs, events, proofs and checkpoints that `xf --json` prints.
+//!
 //! The lower layers stay reachable for tools that need them, as modules:
 //! [`store`], [`sync`], [`net`], [`merkle`], [`reactive`].
 #![warn(missing_docs)]
@@ -77,6 +80,8 @@ mod builder;
 mod core;
 mod error;
 mod events;
+#[cfg(feature = "serde")]
+pub mod json;
 
 pub use builder::{CoreBuilder, DEFAULT_TOPIC};
 pub use core::Core;

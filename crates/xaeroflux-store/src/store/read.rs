@@ -65,13 +65,36 @@ impl Store {
 
     /// The topic view by topic id.
     pub fn iter_topic_id(&self, topic: &TopicId) -> Result<TopicIter<'_>> {
+        self.iter_topic_from(topic, |_| 0)
+    }
+
+    /// The rest of a topic view: each log of the topic from the seq `from`
+    /// gives for it on (0 for a log the reader has not seen), merged in
+    /// the view's order. A reader that keeps, per log, the seq after the
+    /// last event it took resumes where it stopped, and still gets the
+    /// events replicated since into the view before that point.
+    pub fn iter_topic_from(
+        &self,
+        topic: &TopicId,
+        from: impl Fn(&LogId) -> u64,
+    ) -> Result<TopicIter<'_>> {
         let txn = self.txn()?;
         let index = &self.shared.index;
         let mut iters = Vec::new();
         for log_no in index.topic_logs(&txn, topic)? {
             let log = index.log_id(&txn, log_no)?;
             let rec = self.record(&txn, &log)?;
-            iters.push(log_iter_in(&self.shared, &txn, &log, &rec, 0, rec.size)?);
+            let start = from(&log);
+            if start < rec.size {
+                iters.push(log_iter_in(
+                    &self.shared,
+                    &txn,
+                    &log,
+                    &rec,
+                    start,
+                    rec.size,
+                )?);
+            }
         }
         TopicIter::new(iters)
     }
