@@ -105,6 +105,16 @@ pub enum Cmd {
     Node(NodeArgs),
     /// Run the demo: three nodes on loopback converge on a shared topic.
     Demo,
+    /// Serve the store to an agent over the Model Context Protocol, on
+    /// standard input and output, until the input ends. Read-only unless
+    /// --allow-append.
+    #[cfg(feature = "mcp")]
+    Mcp {
+        /// Offer the `append` tool (events go to the store's own logs,
+        /// through the node when one runs on the store).
+        #[arg(long)]
+        allow_append: bool,
+    },
 }
 
 #[derive(Args)]

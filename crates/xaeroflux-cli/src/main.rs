@@ -106,6 +106,13 @@ fn run(cli: Cli) -> Result<()> {
             timeout,
         } => cmd::sync::sync(db, &tcp, &topics, timeout, &mut out)?,
         Cmd::Forks { json } => cmd::sync::forks(db, json, &mut out)?,
+        #[cfg(feature = "mcp")]
+        Cmd::Mcp { allow_append } => {
+            // Standard output carries the protocol and nothing else.
+            drop(out);
+            let options = xaeroflux_mcp::Options::default().allow_append(allow_append);
+            return Ok(xaeroflux_mcp::McpServer::open(db, options)?.run_stdio()?);
+        }
     }
     out.flush()?;
     Ok(())

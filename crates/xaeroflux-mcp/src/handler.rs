@@ -1,0 +1,306 @@
+//! One MCP session: rmcp's `ServerHandler` over the shared [`State`].
+//!
+//! Store work runs on tokio's blocking pool, so a long read or a durable
+//! append never holds up the session's other requests.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rmcp::ServerHandler;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
+    CustomResult, ErrorCode, ErrorData, Implementation, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ResourceTemplate,
+    ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig, SubscribeRequestParams,
+    SubscriptionFilter, Tool, UnsubscribeRequestParams,
+};
+use rmcp::service::{RequestContext, RoleServer, SubscriptionContext};
+use tokio::sync::mpsc;
+
+use crate::ToolError;
+use crate::resources::{TOPIC_TEMPLATE, Watcher, parse_topic_uri, read_topic_resource};
+use crate::tools::{self, State};
+
+const INSTRUCTIONS: &str = "\
+A Xaeroflux event store: topics of signed, append-only logs (one per author), \
+each an RFC 9162 Merkle tree. `list_topics` names the topics; `read_topic` \
+pages through one (pass `next` back as `since_seq`); `get_event` fetches one \
+event by log and seq. `prove_inclusion` returns a Merkle proof with the signed \
+checkpoint it verifies against, which anyone can check with the author's key \
+(`verify_inclusion` does, offline). Each topic is also a resource, \
+xf://topic/{name}, that can be subscribed to for updates as events commit.";
+
+/// Runs `f` on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ErrorData> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ErrorData::internal_error(format!("a store task failed: {e}"), None))
+}
+
+fn invalid(e: ToolError) -> ErrorData {
+    ErrorData::invalid_params(e.0, None)
+}
+
+/// One client's session.
+#[derive(Clone)]
+pub(crate) struct Session {
+    state: Arc<State>,
+    /// Legacy `resources/subscribe` subscriptions, by URI.
+    watches: Arc<Mutex<HashMap<String, Watcher>>>,
+}
+
+impl Session {
+    pub fn new(state: Arc<State>) -> Self {
+        Self {
+            state,
+            watches: Arc::default(),
+        }
+    }
+
+    fn watches(&self) -> MutexGuard<'_, HashMap<String, Watcher>> {
+        self.watches.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops every watcher of the session (each joins its thread).
+    pub async fn stop_watching(&self) {
+        let all: Vec<Watcher> = self.watches().drain().map(|(_, w)| w).collect();
+        let _ = blocking(move || drop(all)).await;
+    }
+
+    /// Starts watchers for `uris`, each queueing its URI on `tx`.
+    async fn watch(
+        &self,
+        uris: Vec<String>,
+        tx: mpsc::Sender<String>,
+    ) -> Result<Vec<(String, Watcher)>, ErrorData> {
+        let state = self.state.clone();
+        blocking(move || {
+            uris.into_iter()
+                .map(|uri| {
+                    let topic = parse_topic_uri(&uri)?;
+                    let w = Watcher::start(&state.core, &topic, uri.clone(), tx.clone())?;
+                    Ok((uri, w))
+                })
+                .collect::<Result<Vec<_>, ToolError>>()
+        })
+        .await?
+        .map_err(invalid)
+    }
+}
+
+impl ServerHandler for Session {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_resources_subscribe()
+                .build(),
+        )
+        .with_server_info(
+            Implementation::new("xaeroflux", env!("CARGO_PKG_VERSION")).with_title("Xaeroflux"),
+        )
+        .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(self.state.tools.clone()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.state.tools.iter().find(|t| t.name == name).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let state = self.state.clone();
+        let name = request.name.to_string();
+        let arguments = request.arguments;
+        let result = blocking(move || tools::call(&state, &name, arguments)).await??;
+        Ok(match result {
+            Ok(value) => CallToolResult::structured(value),
+            Err(e) => CallToolResult::error(vec![ContentBlock::text(e.0)]),
+        }
+        .into())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let state = self.state.clone();
+        let topics = blocking(move || tools::call(&state, "list_topics", None)).await??;
+        let topics = topics.map_err(|e| ErrorData::internal_error(e.0, None))?;
+        let mut resources = Vec::new();
+        for t in topics
+            .get("topics")
+            .and_then(|t| t.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let (Some(name), Some(uri)) = (
+                t.get("name").and_then(|v| v.as_str()),
+                t.get("uri").and_then(|v| v.as_str()),
+            ) else {
+                continue;
+            };
+            let logs = t.get("logs").and_then(|v| v.as_u64()).unwrap_or(0);
+            let events = t.get("events").and_then(|v| v.as_u64()).unwrap_or(0);
+            resources.push(
+                Resource::new(uri, name)
+                    .with_title(format!("Topic {name}"))
+                    .with_description(format!("{events} events in {logs} logs"))
+                    .with_mime_type("application/json"),
+            );
+        }
+        Ok(ListResourcesResult::with_all_items(resources))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(vec![
+            ResourceTemplate::new(TOPIC_TEMPLATE, "topic")
+                .with_title("A topic")
+                .with_description(
+                    "A topic's logs and most recent events (up to 100), as JSON; \
+                     subscribe to hear when events commit in it",
+                )
+                .with_mime_type("application/json"),
+        ]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let state = self.state.clone();
+        let uri = request.uri.clone();
+        let read = blocking(move || read_topic_resource(&state.core, &uri)).await?;
+        let read = read.map_err(|e| ErrorData::resource_not_found(e.0, None))?;
+        let text = serde_json::to_string(&read)
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        Ok(ReadResourceResult::new(vec![
+            ResourceContents::text(text, request.uri).with_mime_type("application/json"),
+        ])
+        .into())
+    }
+
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let uri = request.uri;
+        if self.watches().contains_key(&uri) {
+            return Ok(());
+        }
+        let (tx, mut rx) = mpsc::channel::<String>(1);
+        let started = self.watch(vec![uri], tx).await?;
+        {
+            let mut watches = self.watches();
+            for (uri, w) in started {
+                // A second subscribe that raced this one keeps the first.
+                watches.entry(uri).or_insert(w);
+            }
+        }
+        let peer = context.peer.clone();
+        tokio::spawn(async move {
+            while let Some(uri) = rx.recv().await {
+                let note = ResourceUpdatedNotificationParam::new(uri);
+                if peer.notify_resource_updated(note).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        // Unsubscribing from what is not subscribed to changes nothing.
+        let gone = self.watches().remove(&request.uri);
+        blocking(move || drop(gone)).await
+    }
+
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        Err(ErrorData::new(
+            ErrorCode::METHOD_NOT_FOUND,
+            format!(
+                "method `{}` not found: this server answers MCP's tools and resources methods",
+                request.method
+            ),
+            None,
+        ))
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let uris: Vec<String> = requested
+            .resource_subscriptions
+            .iter()
+            .flatten()
+            .filter(|u| parse_topic_uri(u).is_ok())
+            .cloned()
+            .collect();
+        Some(
+            SubscriptionFilter::builder()
+                .resource_subscriptions(uris)
+                .build(),
+        )
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let uris = context
+            .accepted()
+            .resource_subscriptions
+            .clone()
+            .unwrap_or_default();
+        if uris.is_empty() {
+            context.cancelled().await;
+            return Ok(());
+        }
+        let (tx, mut rx) = mpsc::channel::<String>(uris.len());
+        let watchers = self.watch(uris, tx).await?;
+        let sink = context.sink().clone();
+        loop {
+            tokio::select! {
+                _ = context.cancelled() => break,
+                uri = rx.recv() => match uri {
+                    Some(uri) => {
+                        if sink.notify_resource_updated(uri).await.is_err() {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+            }
+        }
+        blocking(move || drop(watchers)).await
+    }
+}
