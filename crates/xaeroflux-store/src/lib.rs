@@ -37,6 +37,7 @@ mod lmdb_check;
 mod options;
 mod reader;
 mod receipts;
+mod seal;
 mod segments;
 mod shared;
 mod store;
@@ -51,6 +52,7 @@ pub use receipts::{
     BatchReceipt, ConsistencyProof, EventReceipt, InclusionProof, LogHead, LogInfo, Receipt, Stats,
     VerifyReport,
 };
+pub use seal::{SealPlace, Sealer};
 pub use store::{EventIter, ImportDone, LogIter, PendingAppend, Replication, Store, TopicIter};
 pub use subscribe::{Commit, Filter, Forwarding, Since, Subscription, SubscriptionStats};
 pub use xaeroflux_merkle as merkle;

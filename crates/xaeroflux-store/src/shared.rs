@@ -89,6 +89,8 @@ pub(crate) struct Shared {
     pub own_heads: Mutex<FastMap<TopicId, (u64, Hash)>>,
     /// Set when the writer stops after an error: nothing more is written.
     pub stopped: Stopped,
+    /// The sealers of private topics.
+    pub sealers: crate::seal::Sealers,
 }
 
 impl Shared {
@@ -101,9 +103,26 @@ impl Shared {
     pub fn check_events(&self, events: &[NewEvent]) -> Result<()> {
         let max = self.max_event_len();
         for ev in events {
-            if ev.encoded_len() > max {
+            let len = if ev.is_encrypted() {
+                let Some(sealer) = self.sealers.get(&ev.topic().id()) else {
+                    return Err(StoreError::InvalidArgument(format!(
+                        "topic `{}` is private and this store holds no key to seal in it",
+                        ev.topic().name()
+                    )));
+                };
+                sealer.check().map_err(|why| {
+                    StoreError::InvalidArgument(format!(
+                        "cannot seal in private topic `{}`: {why}",
+                        ev.topic().name()
+                    ))
+                })?;
+                xaeroflux_types::EVENT_HEADER_LEN + sealer.sealed_len(ev.payload().len())
+            } else {
+                ev.encoded_len()
+            };
+            if len > max {
                 return Err(StoreError::EventTooLarge {
-                    size: ev.encoded_len(),
+                    size: len,
                     max,
                     page_size: self.segments.page_size(),
                 });

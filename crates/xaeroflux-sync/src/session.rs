@@ -301,7 +301,12 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             .iter()
             .map(|t| TopicEntry {
                 id: t.id(),
-                name: t.name().to_string(),
+                // A private topic's name never goes on the wire.
+                name: if xaeroflux_types::is_private_name(t.name()) {
+                    String::new()
+                } else {
+                    t.name().to_string()
+                },
                 digest: [0; 32],
             })
             .collect())

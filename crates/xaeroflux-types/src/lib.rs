@@ -35,4 +35,4 @@ pub use event::{
 };
 pub use log::{LOG_ID_LEN, LogId};
 pub use page::{CheckedPage, ForkSide, ImportPage, Rejection};
-pub use topic::{MAX_TOPIC_LEN, TOPIC_DOMAIN, Topic, TopicId};
+pub use topic::{MAX_TOPIC_LEN, PRIVATE_PREFIX, TOPIC_DOMAIN, Topic, TopicId, is_private_name};

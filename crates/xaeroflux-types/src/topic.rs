@@ -101,6 +101,15 @@ impl Topic {
     }
 }
 
+/// The prefix of private (end-to-end encrypted) topic names.
+pub const PRIVATE_PREFIX: &str = "xfe1.";
+
+/// Whether a topic name is a private topic's: such a name never goes on
+/// the wire (a `HELLO` or an announcement carries only the id).
+pub fn is_private_name(name: &str) -> bool {
+    name.starts_with(PRIVATE_PREFIX)
+}
+
 impl std::str::FromStr for Topic {
     type Err = InvalidInput;
     fn from_str(s: &str) -> Result<Self, InvalidInput> {

@@ -216,6 +216,7 @@ impl Store {
             key,
             own_heads: Default::default(),
             stopped: Default::default(),
+            sealers: Default::default(),
         });
         let mut store = Self {
             shared,

@@ -28,8 +28,13 @@ impl SyncStore for Store {
     fn topics(&self) -> Result<Vec<TopicEntry>, StoreFault> {
         let mut seen = BTreeMap::new();
         for info in self.logs()? {
-            seen.entry(info.log.topic)
-                .or_insert_with(|| info.topic_name.clone().unwrap_or_default());
+            // A private topic's name stays here: peers get its id only.
+            seen.entry(info.log.topic).or_insert_with(|| {
+                info.topic_name
+                    .clone()
+                    .filter(|n| !xaeroflux_types::is_private_name(n))
+                    .unwrap_or_default()
+            });
         }
         Ok(seen
             .into_iter()

@@ -1,7 +1,7 @@
 //! Appends, sync and close.
 
 use crossbeam_channel::{Receiver, bounded};
-use xaeroflux_types::NewEvent;
+use xaeroflux_types::{NewEvent, TopicId};
 
 use super::Store;
 use crate::error::{Result, StoreError, internal};
@@ -91,6 +91,18 @@ impl Store {
                 .map(|(log, size, root)| LogHead { log, size, root })
                 .collect(),
         })
+    }
+
+    /// Registers the sealer of a private topic: from now on, events
+    /// appended there with flags bit 0 set are sealed by it in the writer,
+    /// once their seq and timestamp are fixed.
+    pub fn set_sealer(&self, topic: TopicId, sealer: std::sync::Arc<dyn crate::Sealer>) {
+        self.shared.sealers.set(topic, Some(sealer));
+    }
+
+    /// Forgets the sealer of `topic`: appends to seal there are refused.
+    pub fn remove_sealer(&self, topic: &TopicId) {
+        self.shared.sealers.set(*topic, None);
     }
 
     /// Makes everything appended so far durable (useful in the fast mode).

@@ -12,6 +12,7 @@ use super::flusher::Job;
 use super::request::{Committed, Reply};
 use crate::error::{Result, internal};
 use crate::format::{RECORD_HEADER_LEN, write_record_header};
+use crate::seal::SealPlace;
 use crate::shared::FastHasher;
 
 impl Writer {
@@ -70,7 +71,20 @@ impl Writer {
         now: u64,
         job: &mut Job,
     ) -> Result<(LogId, u64, Hash)> {
-        let rec_len = RECORD_HEADER_LEN + EVENT_HEADER_LEN + ev.payload().len();
+        // An event to seal is sealed here, where its seq and timestamp are
+        // fixed; only the sealed bytes reach the page.
+        let sealer = if ev.is_encrypted() {
+            Some(self.shared.sealers.get(&id.topic).ok_or_else(|| {
+                internal("a sealer registered at the check went away".to_string())
+            })?)
+        } else {
+            None
+        };
+        let payload_len = match &sealer {
+            Some(s) => s.sealed_len(ev.payload().len()),
+            None => ev.payload().len(),
+        };
+        let rec_len = RECORD_HEADER_LEN + EVENT_HEADER_LEN + payload_len;
         let st = self.room_for(id, rec_len, job)?;
         if st.topic_name.is_none() {
             st.topic_name = Some(ev.topic().name().to_string());
@@ -80,8 +94,32 @@ impl Writer {
         let ts = now.max(st.last_ts);
         let seq = st.size;
         st.class = st.class.min(ev.kind());
+        let sealed = match &sealer {
+            Some(s) => {
+                let place = SealPlace {
+                    author: id.author,
+                    topic: id.topic,
+                    kind: ev.kind(),
+                    flags: ev.flags(),
+                    seq,
+                    timestamp_ms: ts,
+                };
+                let sealed = s
+                    .seal(&place, ev.payload())
+                    .map_err(|e| internal(format!("sealing event {seq}: {e}")))?;
+                if sealed.len() != payload_len {
+                    return Err(internal(format!(
+                        "a sealer gave {} bytes for {payload_len}",
+                        sealed.len()
+                    )));
+                }
+                Some(sealed)
+            }
+            None => None,
+        };
+        let payload = sealed.as_deref().unwrap_or(ev.payload());
         let (head, body) = st.open_mut()?.slot(rec_len)?;
-        encode_event_into(body, seq, ts, ev.kind(), ev.flags(), ev.payload())
+        encode_event_into(body, seq, ts, ev.kind(), ev.flags(), payload)
             .map_err(|e| internal(format!("encoding into a slot made to size: {e}")))?;
         write_record_header(head, body);
         let leaf = hash_leaf(body);

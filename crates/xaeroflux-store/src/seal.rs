@@ -1,0 +1,69 @@
+//! Sealing events of private topics in the writer.
+//!
+//! An event appended with flags bit 0 set carries its plaintext "to
+//! seal": the writer, which alone fixes its seq and timestamp, hands it to
+//! the topic's [`Sealer`] with its place and writes only what comes back
+//! into the page. The store knows no cryptography: the application (the
+//! facade, with `xaeroflux-e2e`) registers a sealer per private topic. An
+//! event to seal in a topic with no sealer is refused before anything is
+//! written, so plaintext flagged as sealed never reaches a page.
+
+use std::sync::{Arc, RwLock};
+
+use xaeroflux_types::{EventKind, TopicId};
+
+use crate::shared::FastMap;
+
+/// Where an event sits, as its seal binds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealPlace {
+    /// The author (this store).
+    pub author: [u8; 32],
+    /// The topic.
+    pub topic: TopicId,
+    /// The event's kind.
+    pub kind: EventKind,
+    /// Its flags (bit 0 set).
+    pub flags: u16,
+    /// Its seq.
+    pub seq: u64,
+    /// Its timestamp.
+    pub timestamp_ms: u64,
+}
+
+/// Seals plaintexts of one private topic.
+pub trait Sealer: Send + Sync {
+    /// The length of the sealed payload of `plaintext_len` bytes (fixed:
+    /// the writer makes room before sealing).
+    fn sealed_len(&self, plaintext_len: usize) -> usize;
+
+    /// Whether it can seal now (say, the store holds the topic's current
+    /// key); asked before an append is taken, so a refusal reaches the
+    /// caller and stops nothing.
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Seals `plaintext` for `place`; the result is exactly
+    /// `sealed_len(plaintext.len())` bytes.
+    fn seal(&self, place: &SealPlace, plaintext: &[u8]) -> Result<Vec<u8>, String>;
+}
+
+/// The sealers of a store's private topics.
+#[derive(Default)]
+pub(crate) struct Sealers(RwLock<FastMap<TopicId, Arc<dyn Sealer>>>);
+
+impl Sealers {
+    pub fn get(&self, topic: &TopicId) -> Option<Arc<dyn Sealer>> {
+        let m = self.0.read().unwrap_or_else(|p| p.into_inner());
+        m.get(topic).cloned()
+    }
+
+    pub fn set(&self, topic: TopicId, sealer: Option<Arc<dyn Sealer>>) {
+        let mut m = self.0.write().unwrap_or_else(|p| p.into_inner());
+        match sealer {
+            Some(s) => m.insert(topic, s),
+            None => m.remove(&topic),
+        };
+    }
+}
