@@ -22,11 +22,35 @@ pub struct Cli {
 pub enum Cmd {
     /// Create the store and its identity.
     Init,
-    /// Print the author key and the verifier keys of the store's own logs.
+    /// Print the author key, the member key (for private topics) and the
+    /// verifier keys of the store's own logs.
     Id {
         /// Also print the verifier key of this topic's log.
         #[arg(long)]
         topic: Option<String>,
+        /// As one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Make a new member key (the old one is kept to read history).
+        #[arg(long)]
+        rotate_member_key: bool,
+    },
+    /// Create a topic: private (end-to-end encrypted) topics are created;
+    /// plain ones exist from their first event.
+    Topic {
+        #[command(subcommand)]
+        what: TopicCmd,
+    },
+    /// List, add or remove the members of a private topic.
+    Members {
+        /// The private topic's name.
+        #[arg(long, global = true)]
+        topic: Option<String>,
+        /// One JSON object per member.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        change: Option<MembersCmd>,
     },
     /// Append events to the store's own log in a topic.
     Append(AppendArgs),
@@ -52,6 +76,9 @@ pub enum Cmd {
         /// Then print new events as they are committed, until interrupted.
         #[arg(long, short)]
         follow: bool,
+        /// One JSON object per event.
+        #[arg(long)]
+        json: bool,
     },
     /// Print a log's signed checkpoint (a C2SP signed note).
     Checkpoint {
@@ -114,6 +141,36 @@ pub enum Cmd {
         /// through the node when one runs on the store).
         #[arg(long)]
         allow_append: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TopicCmd {
+    /// Create a topic.
+    Create {
+        /// A private topic with a random name, this store its controller.
+        #[arg(long)]
+        encrypted: bool,
+        /// Its title (travels encrypted).
+        #[arg(long)]
+        title: Option<String>,
+        /// As one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum MembersCmd {
+    /// Add a member by its member key (controller only).
+    Add {
+        /// The member key, 64 hex digits (`xf id` prints it).
+        key: String,
+    },
+    /// Remove a member: a new epoch it never gets the key of.
+    Remove {
+        /// The member key.
+        key: String,
     },
 }
 

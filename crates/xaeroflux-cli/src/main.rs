@@ -88,12 +88,26 @@ fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Demo => return demo::run(),
         Cmd::Init => cmd::store::init(db, &mut out)?,
-        Cmd::Id { topic } => cmd::store::id(db, topic, &mut out)?,
+        Cmd::Id {
+            topic,
+            json,
+            rotate_member_key,
+        } => cmd::store::id(db, topic, json, rotate_member_key, &mut out)?,
+        Cmd::Topic { what } => cmd::private::topic(db, what, &mut out)?,
+        Cmd::Members {
+            topic,
+            json,
+            change,
+        } => cmd::private::members(db, topic, json, change, &mut out)?,
         Cmd::Append(a) => cmd::append::append(db, a, &mut out)?,
         Cmd::Node(a) => cmd::node::node(db, a, &mut out)?,
         Cmd::Logs { json } => cmd::store::logs(db, json, &mut out)?,
         Cmd::Dump { log, json } => cmd::store::dump(db, &log, json, &mut out)?,
-        Cmd::Cat { topic, follow } => cmd::store::cat(db, &topic, follow, &mut out)?,
+        Cmd::Cat {
+            topic,
+            follow,
+            json,
+        } => cmd::store::cat(db, &topic, follow, json, &mut out)?,
         Cmd::Checkpoint { log } => cmd::store::checkpoint(db, &log, &mut out)?,
         Cmd::Stat { json } => cmd::store::stat(db, json, &mut out)?,
         Cmd::Prove { what } => cmd::prove::prove(db, what, &mut out)?,

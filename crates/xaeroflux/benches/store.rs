@@ -109,7 +109,7 @@ fn main() {
     let file_rate = bench_file(&base.path().join("plain.log"), n);
     let store_dir = base.path().join("store");
     let core = Core::builder().open(&store_dir).unwrap();
-    let (store_rate, log) = appends(&core, n);
+    let (store_rate, log) = appends(&core, &Topic::new("bench").unwrap(), n);
     println!("durable batched append (events/s)");
     println!("  xaeroflux append_batch  {store_rate:>12.0}");
     println!(
@@ -126,11 +126,80 @@ fn main() {
     proofs(&core, &log);
     core.close().unwrap();
     opens(&store_dir, &base.path().join("heed"), &log, n, samples);
+    private(&base.path().join("private"), n);
 }
 
-/// Durable batched appends of `n` events; the rate and the log.
-fn appends(core: &Core, n: u64) -> (f64, xaeroflux::LogId) {
-    let topic = Topic::new("bench").unwrap();
+/// A private topic beside a plain one, in one store and one run: sealed
+/// appends, reading with decryption, the envelope's size, and a rekey.
+fn private(dir: &Path, n: u64) {
+    let core = Core::builder().open(dir).unwrap();
+    let plain = Topic::new("plain").unwrap();
+    let sealed = core.create_private_topic(Some("bench")).unwrap().topic;
+    let (plain_rate, _) = appends(&core, &plain, n);
+    let (sealed_rate, _) = appends(&core, &sealed, n);
+    println!(
+        "
+private topic ({n} events of {PAYLOAD} bytes, batches of {BATCH}, durable)"
+    );
+    println!("  plain append_batch      {plain_rate:>12.0}");
+    println!(
+        "  sealed append_batch     {sealed_rate:>12.0}   ratio {:.2}x (target >= 0.85x)",
+        sealed_rate / plain_rate
+    );
+    let read = |topic: &Topic| {
+        let t = Instant::now();
+        let mut bytes = 0usize;
+        for ev in core.iter_topic(topic) {
+            let ev = ev.unwrap();
+            if ev.kind() != xaeroflux::EventKind::Application {
+                continue;
+            }
+            bytes += match core.read_payload(&ev).unwrap() {
+                xaeroflux::Payload::Plain(p) => p.len(),
+                xaeroflux::Payload::Decrypted(p) => p.len(),
+                xaeroflux::Payload::Encrypted { .. } => panic!("the controller reads its topic"),
+            };
+        }
+        assert_eq!(bytes as u64, n * PAYLOAD as u64);
+        rate(n, t.elapsed())
+    };
+    let (plain_scan, sealed_scan) = (read(&plain), read(&sealed));
+    println!("  plain topic read        {plain_scan:>12.0} events/s");
+    println!(
+        "  sealed topic read       {sealed_scan:>12.0} events/s   ratio {:.2}x (target >= 0.5x)",
+        sealed_scan / plain_scan
+    );
+    println!(
+        "  envelope                {:>12} bytes per {PAYLOAD}-byte event (49 fixed + padding)",
+        xaeroflux::e2e::sealed_len(PAYLOAD) - PAYLOAD
+    );
+    // A rekey for 200 members: the controller wraps a new secret to each.
+    let members = 199;
+    for _ in 0..members {
+        let k = xaeroflux::e2e::MemberSecret::generate()
+            .unwrap()
+            .public()
+            .unwrap();
+        core.add_member(&sealed, &k).unwrap();
+    }
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        core.rekey(&sealed).unwrap();
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "  rekey, {} members        {:>9.1} ms median of 5 (target < 50 ms; wrap, append, fsync)",
+        members + 1,
+        times[2]
+    );
+    core.close().unwrap();
+}
+
+/// Durable batched appends of `n` events to `topic`; the rate and the log.
+fn appends(core: &Core, topic: &Topic, n: u64) -> (f64, xaeroflux::LogId) {
+    let topic = topic.clone();
     let t = Instant::now();
     let mut i = 0u64;
     while i < n {

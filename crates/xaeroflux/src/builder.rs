@@ -130,6 +130,8 @@ impl CoreBuilder {
         let backends = self.chosen_backends()?;
         let default_topic = Topic::new(&self.default_topic)?;
         let store = Arc::new(Store::open(dir, self.options)?);
+        // Private topics' sealers are in place before any append arrives.
+        let private = crate::private::Private::open(&store)?;
         let net = if backends.any() {
             let mut config = NetConfig::new(backends);
             if let Some(m) = self.mode {
@@ -142,6 +144,6 @@ impl CoreBuilder {
         } else {
             None
         };
-        Ok(Core::new(store, net, default_topic))
+        Ok(Core::new(store, net, default_topic, private))
     }
 }

@@ -42,17 +42,24 @@ use crate::{CoreBuilder, Error, Events};
 /// ```
 #[derive(Debug)]
 pub struct Core {
-    store: Arc<Store>,
+    pub(crate) store: Arc<Store>,
     net: Option<Net>,
     default_topic: Topic,
+    pub(crate) private: crate::private::Private,
 }
 
 impl Core {
-    pub(crate) fn new(store: Arc<Store>, net: Option<Net>, default_topic: Topic) -> Self {
+    pub(crate) fn new(
+        store: Arc<Store>,
+        net: Option<Net>,
+        default_topic: Topic,
+        private: crate::private::Private,
+    ) -> Self {
         Self {
             store,
             net,
             default_topic,
+            private,
         }
     }
 
@@ -68,7 +75,9 @@ impl Core {
     pub fn repair(dir: impl AsRef<Path>) -> Result<(Core, Option<PathBuf>), Error> {
         let (store, moved) = Store::repair(dir, StoreOptions::default())?;
         let default_topic = Topic::new(crate::DEFAULT_TOPIC)?;
-        Ok((Core::new(Arc::new(store), None, default_topic), moved))
+        let store = Arc::new(store);
+        let private = crate::private::Private::open(&store)?;
+        Ok((Core::new(store, None, default_topic, private), moved))
     }
 
     // ---------------------------------------------------------------- events
@@ -101,17 +110,23 @@ impl Core {
     /// Appends one event; returns once it is durable (or, in the fast
     /// mode, written and indexed).
     pub fn append(&self, event: NewEvent) -> Result<Receipt, Error> {
+        let event = self.prepare(event)?;
         Ok(self.store.append(event)?)
     }
 
     /// Hands an event to the writer and returns at once; events submitted
     /// together are group-committed. `wait` on the result for its receipt.
     pub fn submit(&self, event: NewEvent) -> Result<PendingAppend, Error> {
+        let event = self.prepare(event)?;
         Ok(self.store.submit(event)?)
     }
 
     /// Appends many events in one group commit.
     pub fn append_batch(&self, events: Vec<NewEvent>) -> Result<BatchReceipt, Error> {
+        let events = events
+            .into_iter()
+            .map(|e| self.prepare(e))
+            .collect::<Result<Vec<_>, Error>>()?;
         Ok(self.store.append_batch(events)?)
     }
 
@@ -325,6 +340,9 @@ impl Core {
     /// background. Sync events go to the [`crate::SYNC_TOPIC`] topic as
     /// `System` events.
     pub fn join<S: AsRef<str>>(&self, topic: &Topic, peers: &[S]) -> Result<(), Error> {
+        if xaeroflux_e2e::parse_topic_name(topic.name()).is_some() {
+            self.private.register(&self.store, topic.name(), true)?;
+        }
         let peers = parse_peers(peers)?;
         Ok(self.need_net()?.join(topic, &peers)?)
     }

@@ -25,6 +25,11 @@ pub enum Error {
     /// A topic name, log id or event kind that is not valid.
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
+    /// End-to-end encryption refused: a ciphertext that does not
+    /// authenticate, no key for an epoch, a bad key change, or an
+    /// operation only the controller or a member may do.
+    #[error(transparent)]
+    E2e(#[from] xaeroflux_e2e::E2eError),
     /// `close` could not close the store: something the application still
     /// holds keeps it open (it closes when that is dropped).
     #[error("the store is still in use: {0}")]

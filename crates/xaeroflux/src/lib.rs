@@ -82,11 +82,16 @@ mod error;
 mod events;
 #[cfg(feature = "serde")]
 pub mod json;
+mod private;
+mod private_api;
 
 pub use builder::{CoreBuilder, DEFAULT_TOPIC};
 pub use core::Core;
 pub use error::{Error, report};
 pub use events::Events;
+pub use private_api::{Member, Payload, PrivateTopicInfo};
+pub use xaeroflux_e2e as e2e;
+pub use xaeroflux_e2e::{E2eError, MemberKey};
 
 pub use xaeroflux_merkle as merkle;
 pub use xaeroflux_merkle::{

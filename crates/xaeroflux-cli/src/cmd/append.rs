@@ -103,7 +103,10 @@ fn append_via_node(
 ) -> Result<()> {
     let mut client = xaeroflux::net::handoff::Client::connect(db)?;
     let mut send = |payload: Vec<u8>, out: &mut dyn Write| -> Result<()> {
-        for r in client.append(&[NewEvent::new(topic, kind, payload)])? {
+        // The node seals events of a private topic in its writer.
+        let private = xaeroflux::e2e::parse_topic_name(topic.name()).is_some();
+        let event = NewEvent::new(topic, kind, payload).encrypted(private);
+        for r in client.append(&[event])? {
             json_line(out, &ReceiptOut::from(&r))?;
         }
         Ok(out.flush()?)

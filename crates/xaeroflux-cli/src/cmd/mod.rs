@@ -2,6 +2,7 @@
 
 pub mod append;
 pub mod node;
+pub mod private;
 pub mod prove;
 pub mod store;
 pub mod sync;

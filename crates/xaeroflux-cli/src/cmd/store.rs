@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Result;
-use xaeroflux::{Filter, LogId, Since, Topic, TopicId};
+use xaeroflux::{EventRef, Filter, LogId, Payload, Since, Topic, TopicId};
 
 use crate::cli::LogArg;
 use crate::output::{DumpOut, LogOut, emit, hx, json_line};
@@ -20,11 +20,28 @@ pub fn init(db: &Path, out: &mut impl Write) -> Result<()> {
     Ok(())
 }
 
-/// The author key, then the verifier key of each of the store's own logs
-/// (and of `topic`'s, when named).
-pub fn id(db: &Path, topic: Option<String>, out: &mut impl Write) -> Result<()> {
-    let core = open_ro(db)?;
-    writeln!(out, "author {}", hx(&core.author()))?;
+/// The author key, the member key, then the verifier key of each of the
+/// store's own logs (and of `topic`'s, when named). Opened for writing when
+/// free, so a store made before member keys gets one.
+pub fn id(
+    db: &Path,
+    topic: Option<String>,
+    json: bool,
+    rotate: bool,
+    out: &mut impl Write,
+) -> Result<()> {
+    let core = if rotate {
+        open_rw(db)?
+    } else {
+        match open_rw(db) {
+            Ok(c) => c,
+            Err(_) => open_ro(db)?,
+        }
+    };
+    if rotate {
+        core.rotate_member_key()?;
+    }
+    let member = core.member_key().ok().map(|k| k.to_string());
     let mut topics: Vec<(String, TopicId)> = Vec::new();
     if let Some(t) = topic {
         let t = Topic::new(&t)?;
@@ -35,6 +52,25 @@ pub fn id(db: &Path, topic: Option<String>, out: &mut impl Write) -> Result<()> 
             let name = l.topic_name.unwrap_or_else(|| l.log.topic.to_string());
             topics.push((name, l.log.topic));
         }
+    }
+    if json {
+        let verifiers: serde_json::Map<String, serde_json::Value> = topics
+            .iter()
+            .map(|(name, id)| (name.clone(), core.verifier_key(id).into()))
+            .collect();
+        json_line(
+            out,
+            &serde_json::json!({
+                "author": hx(&core.author()),
+                "member_key": member,
+                "verifiers": verifiers,
+            }),
+        )?;
+        return Ok(());
+    }
+    writeln!(out, "author {}", hx(&core.author()))?;
+    if let Some(m) = member {
+        writeln!(out, "member {m}")?;
     }
     for (name, id) in topics {
         writeln!(out, "verifier {} {}", name, core.verifier_key(&id))?;
@@ -84,9 +120,13 @@ pub fn dump(db: &Path, log: &LogArg, json: bool, out: &mut impl Write) -> Result
 
 /// The payloads of a topic view, one a line; with `follow`, then each new
 /// event as it commits.
-pub fn cat(db: &Path, topic: &str, follow: bool, out: &mut impl Write) -> Result<()> {
+pub fn cat(db: &Path, topic: &str, follow: bool, json: bool, out: &mut impl Write) -> Result<()> {
     let core = open_ro(db)?;
     let topic = Topic::new(topic)?;
+    if xaeroflux::e2e::parse_topic_name(topic.name()).is_some() {
+        core.private_topic(topic.name())?;
+    }
+    let private = core.is_private(&topic.id());
     // Listen before reading the history: what is committed in between
     // comes both ways and is printed once.
     let mut live = if follow {
@@ -98,8 +138,7 @@ pub fn cat(db: &Path, topic: &str, follow: bool, out: &mut impl Write) -> Result
     for ev in core.iter_topic(&topic) {
         let ev = ev?;
         printed.insert(ev.log_id(), ev.seq() + 1);
-        out.write_all(ev.payload())?;
-        out.write_all(b"\n")?;
+        print_event(&core, &ev, private, json, out)?;
     }
     let Some(sub) = live.as_mut() else {
         return Ok(());
@@ -110,10 +149,65 @@ pub fn cat(db: &Path, topic: &str, follow: bool, out: &mut impl Write) -> Result
         if printed.get(&ev.log).is_some_and(|n| ev.seq < *n) {
             continue;
         }
-        out.write_all(&ev.payload)?;
-        out.write_all(b"\n")?;
+        let bytes = ev.canonical_bytes();
+        let log = ev.log.to_bytes();
+        let view = EventRef::new(&log, &bytes)?;
+        print_event(&core, &view, private, json, out)?;
         out.flush()?;
     }
+    Ok(())
+}
+
+/// One event as `xf cat` prints it: its payload as a line (a private
+/// topic's opened, or `<encrypted: epoch E, N bytes>` without the key), or
+/// with `--json` an object. A private topic's key changes are not content
+/// and are not printed.
+fn print_event(
+    core: &xaeroflux::Core,
+    ev: &EventRef<'_>,
+    private: bool,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<()> {
+    if private
+        && ev.kind() == xaeroflux::EventKind::Identity
+        && xaeroflux::e2e::control::is_record(ev.payload())
+    {
+        return Ok(());
+    }
+    let payload = match core.read_payload(ev) {
+        Ok(p) => Ok(p),
+        Err(e) => Err(e.report()),
+    };
+    if json {
+        let mut o = serde_json::Map::new();
+        o.insert("log".into(), ev.log_id().to_string().into());
+        o.insert("seq".into(), ev.seq().into());
+        o.insert("timestamp_ms".into(), ev.timestamp_ms().into());
+        o.insert("kind".into(), ev.kind().as_str().into());
+        let sealed = ev.flags() & xaeroflux::store::FLAG_ENCRYPTED != 0;
+        let readable = matches!(payload, Ok(Payload::Decrypted(_) | Payload::Plain(_)));
+        match payload {
+            Ok(Payload::Plain(p)) => o.insert("payload_hex".into(), hx(p).into()),
+            Ok(Payload::Decrypted(p)) => o.insert("payload_hex".into(), hx(&p).into()),
+            Ok(Payload::Encrypted { epoch, .. }) => o.insert("epoch".into(), epoch.into()),
+            Err(e) => o.insert("error".into(), e.into()),
+        };
+        if sealed || private {
+            o.insert("encrypted".into(), sealed.into());
+            o.insert("readable".into(), readable.into());
+        }
+        return json_line(out, &o);
+    }
+    match payload {
+        Ok(Payload::Plain(p)) => out.write_all(p)?,
+        Ok(Payload::Decrypted(p)) => out.write_all(&p)?,
+        Ok(Payload::Encrypted { epoch, len }) => {
+            write!(out, "<encrypted: epoch {epoch}, {len} bytes>")?
+        }
+        Err(e) => write!(out, "<refused: {e}>")?,
+    }
+    out.write_all(b"\n")?;
     Ok(())
 }
 

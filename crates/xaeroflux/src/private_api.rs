@@ -1,0 +1,247 @@
+//! The private-topic calls of [`Core`].
+
+use xaeroflux_e2e::{E2eError, Group, MemberKey, parse_topic_name};
+use xaeroflux_store::{EventRef, FLAG_ENCRYPTED, NewEvent, Receipt, Topic, TopicId};
+
+use crate::{Core, Error};
+
+/// A private topic just created.
+#[derive(Debug, Clone)]
+pub struct PrivateTopicInfo {
+    /// The topic, to append to and read.
+    pub topic: Topic,
+    /// Its name, `xfe1.` and 26 base32 characters: give it to members.
+    pub name: String,
+    /// Its id (all a relay sees).
+    pub topic_id: TopicId,
+    /// The current epoch.
+    pub epoch: u64,
+}
+
+/// A member of a private topic, as its members see the group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    /// The member's X25519 key.
+    pub member_key: MemberKey,
+    /// The epoch it joined at.
+    pub since_epoch: u64,
+}
+
+/// An event's payload as this store can read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload<'a> {
+    /// A plain topic's payload, as stored.
+    Plain(&'a [u8]),
+    /// A private topic's payload, opened with this store's keys.
+    Decrypted(Vec<u8>),
+    /// A private topic's payload this store holds no key for.
+    Encrypted {
+        /// The epoch it was sealed in.
+        epoch: u64,
+        /// Its sealed length in bytes.
+        len: usize,
+    },
+}
+
+impl Core {
+    /// This store's X25519 member key: what a controller adds to a private
+    /// topic.
+    pub fn member_key(&self) -> Result<MemberKey, Error> {
+        self.private.member_key()
+    }
+
+    /// A new member key; the old secret is kept to read history. Ask the
+    /// controllers of your private topics to add the new key and remove the
+    /// old one: from their next key change, the old secret opens nothing.
+    pub fn rotate_member_key(&self) -> Result<MemberKey, Error> {
+        self.private.rotate()
+    }
+
+    /// Creates a private topic with a random, unguessable name that this
+    /// store controls, this store its first member. The title travels
+    /// encrypted.
+    pub fn create_private_topic(&self, title: Option<&str>) -> Result<PrivateTopicInfo, Error> {
+        let me = self.private.member_secret()?;
+        let created = Group::create(self.store.author(), &me, title)?;
+        let topic = Topic::new(&created.name)?;
+        let registered = self.private.register(&self.store, &created.name, true)?;
+        let r = self
+            .store
+            .append(NewEvent::identity(&topic, created.genesis.clone()))?;
+        self.private.adopt(&registered, created.group, r.seq);
+        Ok(PrivateTopicInfo {
+            topic_id: topic.id(),
+            topic,
+            name: created.name,
+            epoch: 0,
+        })
+    }
+
+    /// Takes part in the private topic `name` (given by its controller):
+    /// its events are sealed on append and opened on read with this
+    /// store's keys; without a key (a relay), it is replicated, verified
+    /// and served as it is.
+    pub fn private_topic(&self, name: &str) -> Result<Topic, Error> {
+        self.private.register(&self.store, name, true)?;
+        Ok(Topic::new(name)?)
+    }
+
+    /// Whether `topic` is a private topic this store knows.
+    pub fn is_private(&self, topic: &TopicId) -> bool {
+        self.private.get(topic).is_some()
+    }
+
+    /// The current epoch of a private topic, as far as this store has its
+    /// key changes.
+    pub fn private_epoch(&self, topic: &Topic) -> Result<Option<u64>, Error> {
+        let t = self.private_of(topic)?;
+        t.with_group(|g| Ok(g.epoch()))
+    }
+
+    fn private_of(
+        &self,
+        topic: &Topic,
+    ) -> Result<std::sync::Arc<crate::private::PrivateTopic>, Error> {
+        match self.private.get(&topic.id()) {
+            Some(t) => Ok(t),
+            None if parse_topic_name(topic.name()).is_some() => {
+                self.private.register(&self.store, topic.name(), true)
+            }
+            None => Err(
+                E2eError::NotAllowed(format!("`{}` is not a private topic", topic.name())).into(),
+            ),
+        }
+    }
+
+    fn controlled(
+        &self,
+        topic: &Topic,
+    ) -> Result<std::sync::Arc<crate::private::PrivateTopic>, Error> {
+        let t = self.private_of(topic)?;
+        let author = self.store.author();
+        t.with_group(|g| {
+            if *g.controller() == author {
+                Ok(())
+            } else {
+                Err(E2eError::NotAllowed(format!(
+                    "only the controller of {} changes its members",
+                    topic.name()
+                ))
+                .into())
+            }
+        })?;
+        Ok(t)
+    }
+
+    fn append_record(
+        &self,
+        t: &crate::private::PrivateTopic,
+        topic: &Topic,
+        record: Vec<u8>,
+    ) -> Result<Receipt, Error> {
+        let r = self
+            .store
+            .append(NewEvent::identity(topic, record.clone()))?;
+        t.applied_own(r.seq, &record)?;
+        Ok(r)
+    }
+
+    /// Adds a member (controller only): one welcome record, giving it the
+    /// current epoch's key and through it all history.
+    pub fn add_member(&self, topic: &Topic, key: &MemberKey) -> Result<Receipt, Error> {
+        let t = self.controlled(topic)?;
+        let record = t.with_group(|g| Ok(g.add(key)?))?;
+        self.append_record(&t, topic, record)
+    }
+
+    /// Removes a member (controller only): a new epoch whose key it never
+    /// receives.
+    pub fn remove_member(&self, topic: &Topic, key: &MemberKey) -> Result<Receipt, Error> {
+        let t = self.controlled(topic)?;
+        let record = t.with_group(|g| Ok(g.remove(key)?))?;
+        self.append_record(&t, topic, record)
+    }
+
+    /// Starts a new epoch for the same members (controller only).
+    pub fn rekey(&self, topic: &Topic) -> Result<Receipt, Error> {
+        let t = self.controlled(topic)?;
+        let record = t.with_group(|g| Ok(g.rekey()?))?;
+        self.append_record(&t, topic, record)
+    }
+
+    /// The members of a private topic, as far as this store can read its
+    /// key changes.
+    pub fn members(&self, topic: &Topic) -> Result<Vec<Member>, Error> {
+        let t = self.private_of(topic)?;
+        t.with_group(|g| {
+            Ok(g.members()
+                .into_iter()
+                .map(|(member_key, since_epoch)| Member {
+                    member_key,
+                    since_epoch,
+                })
+                .collect())
+        })
+    }
+
+    /// The title of a private topic, when readable.
+    pub fn private_title(&self, topic: &Topic) -> Result<Option<String>, Error> {
+        let t = self.private_of(topic)?;
+        t.with_group(|g| Ok(g.title().map(str::to_string)))
+    }
+
+    /// Key changes in a private topic from others than its controller,
+    /// ignored.
+    pub fn ignored_key_changes(&self, topic: &Topic) -> Result<u64, Error> {
+        let t = self.private_of(topic)?;
+        t.with_group(|g| Ok(g.ignored()))
+    }
+
+    /// An event's payload as this store can read it: a plain topic's as
+    /// stored; a private topic's opened, or `Encrypted` without the key. A
+    /// sealed payload that does not authenticate (tampered with, or moved
+    /// to another place) is an error.
+    pub fn read_payload<'a>(&self, ev: &EventRef<'a>) -> Result<Payload<'a>, Error> {
+        if ev.flags() & FLAG_ENCRYPTED == 0 {
+            return Ok(Payload::Plain(ev.payload()));
+        }
+        let header = xaeroflux_e2e::check_envelope(ev.payload())?;
+        let Some(t) = self.private.get(&ev.log_id().topic) else {
+            return Ok(Payload::Encrypted {
+                epoch: header.epoch,
+                len: ev.payload().len(),
+            });
+        };
+        Ok(match t.open(ev)? {
+            Some(p) => Payload::Decrypted(p),
+            None => Payload::Encrypted {
+                epoch: header.epoch,
+                len: ev.payload().len(),
+            },
+        })
+    }
+
+    /// Marks an event of a private topic "to seal", after checking this
+    /// store can (it holds the current epoch's key).
+    pub(crate) fn prepare(&self, event: NewEvent) -> Result<NewEvent, Error> {
+        let topic = event.topic().clone();
+        let private = match self.private.get(&topic.id()) {
+            Some(t) => Some(t),
+            None if parse_topic_name(topic.name()).is_some() => {
+                Some(self.private.register(&self.store, topic.name(), true)?)
+            }
+            None => None,
+        };
+        let Some(t) = private else {
+            return Ok(event);
+        };
+        if !t.can_seal()? {
+            return Err(E2eError::NotAllowed(format!(
+                "not a member of {} now: this store holds no key for its current epoch",
+                topic.name()
+            ))
+            .into());
+        }
+        Ok(event.encrypted(true))
+    }
+}
