@@ -106,6 +106,19 @@ pub enum Record {
 }
 
 impl Record {
+    /// The sealed body and the length of the bytes before it (its
+    /// associated data).
+    pub fn body(&self) -> (&[u8], usize) {
+        match self {
+            Self::KeyChange {
+                body, prefix_len, ..
+            }
+            | Self::Welcome {
+                body, prefix_len, ..
+            } => (body, *prefix_len),
+        }
+    }
+
     /// The epoch the record is about.
     pub fn epoch(&self) -> u64 {
         match self {

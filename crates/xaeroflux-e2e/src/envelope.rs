@@ -24,7 +24,7 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
 use sha2::Sha256;
-use xaeroflux_types::{EventKind, TopicId};
+use xaeroflux_types::TopicId;
 use zeroize::Zeroizing;
 
 use crate::error::{E2eError, Result, malformed};
@@ -42,22 +42,7 @@ pub const ENVELOPE_OVERHEAD: usize = ENVELOPE_HEADER_LEN + TAG_LEN;
 const CONTENT_INFO: &[u8] = b"xf/e2e/v1/content";
 const AAD_LABEL: &[u8] = b"xf/e2e/v1/event";
 
-/// Where an event sits: what its envelope is bound to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Place {
-    /// The log's author (Ed25519 public key).
-    pub author: [u8; 32],
-    /// The topic.
-    pub topic: TopicId,
-    /// The event's kind.
-    pub kind: EventKind,
-    /// The event's flags (bit 0 set).
-    pub flags: u16,
-    /// Its seq in the log.
-    pub seq: u64,
-    /// Its timestamp.
-    pub timestamp_ms: u64,
-}
+pub use xaeroflux_types::Place;
 
 /// The envelope's clear header, which a relay checks without a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -351,14 +351,7 @@ impl Group {
     fn learn_checked(&mut self, record: &Record, bytes: &[u8]) -> Result<()> {
         self.learn_from(record)?;
         if let Ok(secret) = self.secret(record.epoch()) {
-            let (body, prefix_len) = match record {
-                Record::KeyChange {
-                    body, prefix_len, ..
-                }
-                | Record::Welcome {
-                    body, prefix_len, ..
-                } => (body, *prefix_len),
-            };
+            let (body, prefix_len) = record.body();
             open_body(&self.topic, secret, bytes, prefix_len, body)?;
         }
         Ok(())
@@ -430,14 +423,7 @@ impl Group {
         let mut members = BTreeMap::new();
         let mut title = None;
         for (bytes, record) in &self.records {
-            let (body, prefix_len) = match record {
-                Record::KeyChange {
-                    body, prefix_len, ..
-                }
-                | Record::Welcome {
-                    body, prefix_len, ..
-                } => (body, *prefix_len),
-            };
+            let (body, prefix_len) = record.body();
             let epoch = record.epoch();
             let Ok(secret) = self.secret(epoch) else {
                 continue;

@@ -356,28 +356,15 @@ fn verify(a: args::VerifyInclusion) -> Result<VerifyOut, ToolError> {
         .map(|r| parse_hash("root", r))
         .transpose()?;
     let mut checked = Vec::new();
-    let fail = |checked: Vec<String>, reason: String| VerifyOut {
-        valid: false,
-        reason: Some(reason),
-        checked,
-    };
     let Some(cp_arg) = a.checkpoint else {
         let Some(root) = root else {
             return Err(ToolError::new(
                 "give the `root` the proof leads to, or the `checkpoint` that signs it",
             ));
         };
-        checked.push("inclusion".to_string());
-        return Ok(
-            match verify_inclusion(&leaf, a.index, a.size, &path, &root) {
-                Ok(()) => VerifyOut {
-                    valid: true,
-                    reason: None,
-                    checked,
-                },
-                Err(e) => fail(checked, format!("inclusion: {e}")),
-            },
-        );
+        return Ok(last_inclusion(
+            checked, &leaf, a.index, a.size, &path, &root,
+        ));
     };
     let Some(log) = a.log.as_deref() else {
         return Err(ToolError::new(
@@ -466,17 +453,38 @@ fn verify(a: args::VerifyInclusion) -> Result<VerifyOut, ToolError> {
             ),
         ));
     };
+    Ok(last_inclusion(
+        checked, &leaf, a.index, a.size, &path, &root,
+    ))
+}
+
+/// A failed verification: what was checked, and why it fails.
+fn fail(checked: Vec<String>, reason: String) -> VerifyOut {
+    VerifyOut {
+        valid: false,
+        reason: Some(reason),
+        checked,
+    }
+}
+
+/// The last check, the audit path: valid, or the reason it fails.
+fn last_inclusion(
+    mut checked: Vec<String>,
+    leaf: &Hash,
+    index: u64,
+    size: u64,
+    path: &[Hash],
+    root: &Hash,
+) -> VerifyOut {
     checked.push("inclusion".to_string());
-    Ok(
-        match verify_inclusion(&leaf, a.index, a.size, &path, &root) {
-            Ok(()) => VerifyOut {
-                valid: true,
-                reason: None,
-                checked,
-            },
-            Err(e) => fail(checked, format!("inclusion: {e}")),
+    match verify_inclusion(leaf, index, size, path, root) {
+        Ok(()) => VerifyOut {
+            valid: true,
+            reason: None,
+            checked,
         },
-    )
+        Err(e) => fail(checked, format!("inclusion: {e}")),
+    }
 }
 
 fn stats(state: &State) -> Result<StatsOut, ToolError> {

@@ -10,26 +10,12 @@
 
 use std::sync::{Arc, RwLock};
 
-use xaeroflux_types::{EventKind, TopicId};
+use xaeroflux_types::TopicId;
 
 use crate::shared::FastMap;
 
-/// Where an event sits, as its seal binds it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SealPlace {
-    /// The author (this store).
-    pub author: [u8; 32],
-    /// The topic.
-    pub topic: TopicId,
-    /// The event's kind.
-    pub kind: EventKind,
-    /// Its flags (bit 0 set).
-    pub flags: u16,
-    /// Its seq.
-    pub seq: u64,
-    /// Its timestamp.
-    pub timestamp_ms: u64,
-}
+/// Where an event sits, as its seal binds it (the shared type).
+pub use xaeroflux_types::Place as SealPlace;
 
 /// Seals plaintexts of one private topic.
 pub trait Sealer: Send + Sync {

@@ -25,6 +25,25 @@ use crate::error::InvalidInput;
 use crate::log::{LOG_ID_LEN, LogId};
 use crate::topic::Topic;
 
+/// Where an event sits: its log's author and topic, and its header's
+/// kind, flags, seq and timestamp. A private topic's seal binds the
+/// ciphertext to it, so a sealed payload moved elsewhere does not open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place {
+    /// The log's author (Ed25519 public key).
+    pub author: [u8; 32],
+    /// The topic.
+    pub topic: crate::topic::TopicId,
+    /// The event's kind.
+    pub kind: EventKind,
+    /// The event's flags.
+    pub flags: u16,
+    /// Its seq in the log.
+    pub seq: u64,
+    /// Its timestamp, ms since the Unix epoch.
+    pub timestamp_ms: u64,
+}
+
 /// Version byte of the canonical event encoding.
 pub const EVENT_VERSION: u8 = 1;
 /// Length of the canonical event header.

@@ -31,7 +31,7 @@ mod topic;
 pub use error::{Corruption, InvalidInput, IoError, UnsupportedVersion};
 pub use event::{
     EVENT_HEADER_LEN, EVENT_VERSION, EncodingError, Event, EventHeader, EventKind, EventRef,
-    FLAG_ENCRYPTED, NewEvent, decode_event, encode_event, encode_event_into,
+    FLAG_ENCRYPTED, NewEvent, Place, decode_event, encode_event, encode_event_into,
 };
 pub use log::{LOG_ID_LEN, LogId};
 pub use page::{CheckedPage, ForkSide, ImportPage, Rejection};

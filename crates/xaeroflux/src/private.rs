@@ -367,15 +367,7 @@ impl PrivateTopic {
             *sealing = Some(g.content_key(epoch, &place.author)?);
         }
         let key = sealing.as_ref().ok_or(E2eError::NoKey { epoch })?;
-        let p = Place {
-            author: place.author,
-            topic: place.topic,
-            kind: place.kind,
-            flags: place.flags,
-            seq: place.seq,
-            timestamp_ms: place.timestamp_ms,
-        };
-        Ok(key.seal(&p, plaintext)?)
+        Ok(key.seal(place, plaintext)?)
     }
 }
 
