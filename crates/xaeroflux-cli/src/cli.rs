@@ -141,6 +141,10 @@ pub enum Cmd {
         /// through the node when one runs on the store).
         #[arg(long)]
         allow_append: bool,
+        /// Show private topics' plaintext (with this store's keys) and let
+        /// appends go there; without it their events show as encrypted.
+        #[arg(long)]
+        allow_private: bool,
     },
 }
 

@@ -121,10 +121,15 @@ fn run(cli: Cli) -> Result<()> {
         } => cmd::sync::sync(db, &tcp, &topics, timeout, &mut out)?,
         Cmd::Forks { json } => cmd::sync::forks(db, json, &mut out)?,
         #[cfg(feature = "mcp")]
-        Cmd::Mcp { allow_append } => {
+        Cmd::Mcp {
+            allow_append,
+            allow_private,
+        } => {
             // Standard output carries the protocol and nothing else.
             drop(out);
-            let options = xaeroflux_mcp::Options::default().allow_append(allow_append);
+            let options = xaeroflux_mcp::Options::default()
+                .allow_append(allow_append)
+                .allow_private(allow_private);
             return Ok(xaeroflux_mcp::McpServer::open(db, options)?.run_stdio()?);
         }
     }

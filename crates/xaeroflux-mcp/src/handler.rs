@@ -190,7 +190,8 @@ impl ServerHandler for Session {
     ) -> Result<ReadResourceResponse, ErrorData> {
         let state = self.state.clone();
         let uri = request.uri.clone();
-        let read = blocking(move || read_topic_resource(&state.core, &uri)).await?;
+        let read =
+            blocking(move || read_topic_resource(&state.core, &uri, state.allow_private)).await?;
         let read = read.map_err(|e| ErrorData::resource_not_found(e.0, None))?;
         let text = serde_json::to_string(&read)
             .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;

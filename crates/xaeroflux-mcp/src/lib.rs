@@ -77,12 +77,21 @@ use tools::{Appends, State};
 pub struct Options {
     /// Offer the `append` tool (off by default: the server only reads).
     pub allow_append: bool,
+    /// Show private topics' plaintext to the agent, and let it append
+    /// there (off by default: their events show as encrypted).
+    pub allow_private: bool,
 }
 
 impl Options {
     /// Offers the `append` tool, or not.
     pub fn allow_append(mut self, allow: bool) -> Self {
         self.allow_append = allow;
+        self
+    }
+
+    /// Shows private topics' plaintext, or not.
+    pub fn allow_private(mut self, allow: bool) -> Self {
+        self.allow_private = allow;
         self
     }
 }
@@ -165,7 +174,7 @@ impl McpServer {
                 Appends::Refused,
             )
         };
-        Self::with(Arc::new(core), appends)
+        Self::with(Arc::new(core), appends, options.allow_private)
     }
 
     /// Serves a store the application has open. With `allow_append`, the
@@ -176,11 +185,11 @@ impl McpServer {
             (true, false) => Appends::Store,
             (true, true) => return Err(McpError::ReadOnly),
         };
-        Self::with(core, appends)
+        Self::with(core, appends, options.allow_private)
     }
 
-    fn with(core: Arc<Core>, appends: Appends) -> Result<Self, McpError> {
-        let state = State::new(core, appends).map_err(McpError::Session)?;
+    fn with(core: Arc<Core>, appends: Appends, allow_private: bool) -> Result<Self, McpError> {
+        let state = State::new(core, appends, allow_private).map_err(McpError::Session)?;
         Ok(Self {
             state: Arc::new(state),
         })

@@ -109,6 +109,8 @@ pub struct PageRequest {
     pub since_ms: Option<u64>,
     /// At most this many events.
     pub limit: usize,
+    /// Show private topics' plaintext.
+    pub allow_private: bool,
 }
 
 /// Reads one page of a topic view.
@@ -141,7 +143,7 @@ pub fn read_page(core: &Core, req: PageRequest) -> Result<PageOut, ToolError> {
             break;
         }
         pos.insert(*ev.author(), ev.seq() + 1);
-        events.push(EventOut::from(&ev));
+        events.push(EventOut::read(core, &ev, req.allow_private));
     }
     let cursor = encode_cursor(&topic, &pos);
     Ok(PageOut {

@@ -101,7 +101,11 @@ pub struct TopicResource {
 }
 
 /// Reads the topic resource `uri`.
-pub fn read_topic_resource(core: &Core, uri: &str) -> Result<TopicResource, ToolError> {
+pub fn read_topic_resource(
+    core: &Core,
+    uri: &str,
+    allow_private: bool,
+) -> Result<TopicResource, ToolError> {
     let topic = parse_topic_uri(uri)?;
     let logs = core.topic_logs(&topic.id())?;
     let start = |log: &LogId| {
@@ -118,7 +122,7 @@ pub fn read_topic_resource(core: &Core, uri: &str) -> Result<TopicResource, Tool
         if recent.len() as u64 == RESOURCE_EVENTS {
             recent.pop_front();
         }
-        recent.push_back(EventOut::from(&ev));
+        recent.push_back(EventOut::read(core, &ev, allow_private));
     }
     let resume = crate::page::cursor_after(&topic.id(), &logs, &next);
     Ok(TopicResource {

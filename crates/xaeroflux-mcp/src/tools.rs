@@ -46,15 +46,18 @@ pub(crate) struct State {
     pub core: Arc<Core>,
     pub appends: Appends,
     pub tools: Vec<Tool>,
+    /// Private topics' plaintext is shown (and appends there allowed).
+    pub allow_private: bool,
 }
 
 impl State {
-    pub fn new(core: Arc<Core>, appends: Appends) -> Result<Self, String> {
+    pub fn new(core: Arc<Core>, appends: Appends, allow_private: bool) -> Result<Self, String> {
         let tools = definitions(!matches!(appends, Appends::Refused))?;
         Ok(Self {
             core,
             appends,
             tools,
+            allow_private,
         })
     }
 }
@@ -162,8 +165,12 @@ pub(crate) fn call(
     let core = &state.core;
     Ok(match name {
         "list_topics" => parse::<args::NoArgs>(name, a).and_then(|_| to_value(list_topics(core)?)),
-        "read_topic" => parse(name, a).and_then(|a| to_value(read_topic(core, a)?)),
-        "get_event" => parse(name, a).and_then(|a| to_value(get_event(core, a)?)),
+        "read_topic" => {
+            parse(name, a).and_then(|a| to_value(read_topic(core, a, state.allow_private)?))
+        }
+        "get_event" => {
+            parse(name, a).and_then(|a| to_value(get_event(core, a, state.allow_private)?))
+        }
         "checkpoint" => parse(name, a).and_then(|a| to_value(checkpoint(core, a)?)),
         "prove_inclusion" => parse(name, a).and_then(|a| to_value(prove(core, a)?)),
         "verify_inclusion" => parse(name, a).and_then(|a| to_value(verify(a)?)),
@@ -177,7 +184,9 @@ pub(crate) fn call(
                     None,
                 ));
             }
-            via => parse(name, a).and_then(|a| to_value(append(core, via, a)?)),
+            via => {
+                parse(name, a).and_then(|a| to_value(append(core, via, a, state.allow_private)?))
+            }
         },
         other => {
             let names: Vec<&str> = state.tools.iter().map(|t| t.name.as_ref()).collect();
@@ -263,7 +272,7 @@ pub(crate) fn resolve_topic(
     }
 }
 
-fn read_topic(core: &Core, a: args::ReadTopic) -> Result<PageOut, ToolError> {
+fn read_topic(core: &Core, a: args::ReadTopic, allow_private: bool) -> Result<PageOut, ToolError> {
     let limit = a.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(ToolError::new(format!(
@@ -279,11 +288,16 @@ fn read_topic(core: &Core, a: args::ReadTopic) -> Result<PageOut, ToolError> {
             since: a.since_seq,
             since_ms: a.since_ms,
             limit: limit as usize,
+            allow_private,
         },
     )
 }
 
-fn get_event(core: &Core, a: args::GetEvent) -> Result<GetEventOut, ToolError> {
+fn get_event(
+    core: &Core,
+    a: args::GetEvent,
+    allow_private: bool,
+) -> Result<GetEventOut, ToolError> {
     let log = parse_log(&a.log)?;
     let size = core.log_info(&log)?.size;
     if a.seq >= size {
@@ -296,7 +310,7 @@ fn get_event(core: &Core, a: args::GetEvent) -> Result<GetEventOut, ToolError> {
         Some(ev) => {
             let ev = ev?;
             Ok(GetEventOut {
-                event: EventOut::from(&ev),
+                event: EventOut::read(core, &ev, allow_private),
                 bytes_hex: hex(ev.canonical_bytes()),
             })
         }
@@ -495,9 +509,21 @@ fn stats(state: &State) -> Result<StatsOut, ToolError> {
     })
 }
 
-fn append(core: &Core, via: &Appends, a: args::Append) -> Result<json::Receipt, ToolError> {
+fn append(
+    core: &Core,
+    via: &Appends,
+    a: args::Append,
+    allow_private: bool,
+) -> Result<json::Receipt, ToolError> {
     let topic =
         Topic::new(&a.topic).map_err(|e| ToolError::new(format!("topic `{}`: {e}", a.topic)))?;
+    let private = xaeroflux::store::is_private_name(topic.name());
+    if private && !allow_private {
+        return Err(ToolError::new(format!(
+            "`{}` is a private topic: the server must be started with --allow-private to write there",
+            a.topic
+        )));
+    }
     let payload = match a.encoding.unwrap_or_default() {
         Encoding::Utf8 => a.payload.into_bytes(),
         Encoding::Base64 => {
@@ -514,7 +540,9 @@ fn append(core: &Core, via: &Appends, a: args::Append) -> Result<json::Receipt, 
             payload.len()
         )));
     }
-    let event = NewEvent::new(&topic, EventKind::Application, payload);
+    // A node seals a private topic's events in its writer; here, the
+    // facade marks them.
+    let event = NewEvent::new(&topic, EventKind::Application, payload).encrypted(private);
     let receipt = match via {
         Appends::Node(dir) => xaeroflux::net::handoff::append(dir, &[event])?
             .into_iter()

@@ -16,6 +16,9 @@ pub enum PayloadEncoding {
     Utf8,
     /// The payload is not UTF-8: standard base64 with padding.
     Base64,
+    /// The payload is sealed (a private topic) and not shown: the server
+    /// was not started with `--allow-private`, or holds no key for it.
+    Encrypted,
 }
 
 /// One event.
@@ -33,21 +36,54 @@ pub struct EventOut {
     pub kind: String,
     /// The payload: its text when it is UTF-8, else base64.
     pub payload: String,
-    /// `utf8` or `base64`.
+    /// `utf8`, `base64`, or `encrypted` (then `payload` is empty).
     pub encoding: PayloadEncoding,
-    /// The RFC 9162 leaf hash of the event's canonical bytes.
+    /// The RFC 9162 leaf hash of the event's canonical bytes (for a
+    /// private topic, over the sealed bytes).
     pub leaf_hash: String,
+    /// Present and true for an event of a private topic.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
+}
+
+fn text_or_base64(bytes: &[u8]) -> (String, PayloadEncoding) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => (text.to_string(), PayloadEncoding::Utf8),
+        Err(_) => (
+            base64::engine::general_purpose::STANDARD.encode(bytes),
+            PayloadEncoding::Base64,
+        ),
+    }
+}
+
+impl EventOut {
+    /// An event as the server shows it: a private topic's payload opened
+    /// only when `allow_private` and the store holds its key, else shown
+    /// as encrypted.
+    pub fn read(core: &xaeroflux::Core, ev: &EventRef<'_>, allow_private: bool) -> Self {
+        let mut out = Self::from(ev);
+        if ev.flags() & xaeroflux::store::FLAG_ENCRYPTED == 0 {
+            return out;
+        }
+        out.encrypted = true;
+        match core.read_payload(ev) {
+            Ok(xaeroflux::Payload::Decrypted(p)) if allow_private => {
+                (out.payload, out.encoding) = text_or_base64(&p);
+            }
+            _ => {
+                out.payload = String::new();
+                out.encoding = PayloadEncoding::Encrypted;
+            }
+        }
+        out
+    }
 }
 
 impl From<&EventRef<'_>> for EventOut {
+    /// The event as stored (a private topic's payload is sealed: use
+    /// [`EventOut::read`]).
     fn from(ev: &EventRef<'_>) -> Self {
-        let (payload, encoding) = match std::str::from_utf8(ev.payload()) {
-            Ok(text) => (text.to_string(), PayloadEncoding::Utf8),
-            Err(_) => (
-                base64::engine::general_purpose::STANDARD.encode(ev.payload()),
-                PayloadEncoding::Base64,
-            ),
-        };
+        let (payload, encoding) = text_or_base64(ev.payload());
         Self {
             log: ev.log_id().to_string(),
             author: hex(ev.author()),
@@ -57,6 +93,7 @@ impl From<&EventRef<'_>> for EventOut {
             payload,
             encoding,
             leaf_hash: hex(&ev.leaf_hash()),
+            encrypted: false,
         }
     }
 }

@@ -901,3 +901,64 @@ async fn the_input_ending_ends_the_session_cleanly() {
     let core = Arc::try_unwrap(core).expect("the server let go of the store");
     core.close().unwrap();
 }
+
+#[tokio::test]
+async fn private_topics_show_as_encrypted_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = open(dir.path());
+    let created = core.create_private_topic(Some("t")).unwrap();
+    core.append(core.new_event_in(&created.topic, "a secret"))
+        .unwrap();
+
+    // Default: sealed payloads are not shown, and appends there refused.
+    let (mut c, _s) = session(&core, true).await;
+    let page = c.ok("read_topic", json!({"topic": created.name})).await;
+    let app: Vec<&Value> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "application")
+        .collect();
+    assert_eq!(app.len(), 1, "{page}");
+    assert_eq!(app[0]["encoding"], "encrypted");
+    assert_eq!(app[0]["payload"], "");
+    assert_eq!(app[0]["encrypted"], true);
+    let msg = c
+        .tool_error("append", json!({"topic": created.name, "payload": "x"}))
+        .await;
+    assert!(msg.contains("--allow-private"), "{msg}");
+    let log = core.own_log(&created.topic);
+    assert_eq!(core.log_size(&log).unwrap(), 2, "nothing was appended");
+
+    // With allow_private: plaintext, and appends sealed in the writer.
+    let server = McpServer::new(
+        core.clone(),
+        Options::default().allow_append(true).allow_private(true),
+    )
+    .unwrap();
+    let (mut c, _s) = start(server);
+    c.initialize("2025-11-25").await;
+    let page = c.ok("read_topic", json!({"topic": created.name})).await;
+    let texts: Vec<&str> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "application")
+        .map(|e| e["payload"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["a secret"]);
+    c.ok(
+        "append",
+        json!({"topic": created.name, "payload": "from an agent"}),
+    )
+    .await;
+    let ev = core.iter_log(&log, 2).next().unwrap().unwrap();
+    assert!(
+        !ev.payload().windows(5).any(|w| w == b"agent"),
+        "stored sealed"
+    );
+    assert_eq!(
+        core.read_payload(&ev).unwrap(),
+        xaeroflux::Payload::Decrypted(b"from an agent".to_vec())
+    );
+}

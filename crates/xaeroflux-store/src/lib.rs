@@ -60,5 +60,5 @@ pub use xaeroflux_reactive as reactive;
 pub use xaeroflux_types::{
     Corruption, EVENT_HEADER_LEN, EVENT_VERSION, Event, EventHeader, EventKind, EventRef,
     FLAG_ENCRYPTED, ImportPage, InvalidInput, IoError, LogId, MAX_TOPIC_LEN, NewEvent, Rejection,
-    TOPIC_DOMAIN, Topic, TopicId, UnsupportedVersion, decode_event, encode_event,
+    TOPIC_DOMAIN, Topic, TopicId, UnsupportedVersion, decode_event, encode_event, is_private_name,
 };
