@@ -9,9 +9,17 @@
 //!   commitment       32   SHA-256("xf/e2e/v1/commit" || topic id || e || K_e)
 //!   epoch 0 only:    name salt, 16 (binds the topic name to the controller)
 //!   epoch > 0 only:  back-link, 72: nonce 24 || K_{e-1} sealed (32 + tag 16)
-//!   wraps            u16 LE count (a power of two, at most 4,096), then
-//!                    that many 80-byte HPKE wraps of K_e (fillers pad)
+//!   total            u16 LE: wraps of the epoch in all (a power of two, at
+//!                    most 4,096; fillers pad)
+//!   wraps            u16 LE count here (1 to total), then that many 80-byte
+//!                    HPKE wraps of K_e; the rest follow in type-3 records
 //!   body             u32 LE length, then the sealed body
+//!
+//! type 3, more wraps of epoch e (right after its key change, in order)
+//!   epoch            u64 LE
+//!   commitment       32   the key change's
+//!   first            u16 LE index of its first wrap
+//!   wraps            u16 LE count, then that many wraps
 //!
 //! type 2, welcome (a member joins at epoch e)
 //!   epoch            u64 LE
@@ -46,7 +54,7 @@ use crate::wrap::WRAP_LEN;
 pub const RECORD_MAGIC: &[u8; 4] = b"XFEC";
 /// Their version.
 pub const RECORD_VERSION: u8 = 1;
-/// Most wraps one key change carries (so at most 4,096 members).
+/// Most wraps one epoch has (so at most 4,096 members).
 pub const MAX_WRAPS: usize = 4096;
 /// Length of a back-link.
 pub const BACK_LINK_LEN: usize = 24 + 32 + 16;
@@ -57,6 +65,7 @@ pub const MAX_TITLE: usize = 1024;
 
 const TYPE_KEY_CHANGE: u8 = 1;
 const TYPE_WELCOME: u8 = 2;
+const TYPE_MORE_WRAPS: u8 = 3;
 const COMMIT_LABEL: &[u8] = b"xf/e2e/v1/commit";
 const BACK_LABEL: &[u8] = b"xf/e2e/v1/back";
 const CONTROL_LABEL: &[u8] = b"xf/e2e/v1/control";
@@ -85,12 +94,26 @@ pub enum Record {
         name_salt: Option<[u8; 16]>,
         /// After epoch 0: the previous epoch's secret, sealed.
         back_link: Option<[u8; BACK_LINK_LEN]>,
-        /// The epoch's secret wrapped to each member (and fillers).
+        /// The epoch's wraps in all, this record's and its followers'.
+        total: u16,
+        /// The epoch's secret wrapped to members (and fillers): the first
+        /// of them.
         wraps: Vec<[u8; WRAP_LEN]>,
         /// The sealed operations.
         body: Vec<u8>,
         /// The record's bytes before the body (the body's associated data).
         prefix_len: usize,
+    },
+    /// More wraps of the latest key change.
+    MoreWraps {
+        /// Its epoch.
+        epoch: u64,
+        /// Its commitment.
+        commitment: [u8; 32],
+        /// The index of the first wrap here.
+        first: u16,
+        /// The wraps.
+        wraps: Vec<[u8; WRAP_LEN]>,
     },
     /// Gives a newcomer the current epoch's secret.
     Welcome {
@@ -108,21 +131,24 @@ pub enum Record {
 impl Record {
     /// The sealed body and the length of the bytes before it (its
     /// associated data).
-    pub fn body(&self) -> (&[u8], usize) {
+    pub fn body(&self) -> Option<(&[u8], usize)> {
         match self {
             Self::KeyChange {
                 body, prefix_len, ..
             }
             | Self::Welcome {
                 body, prefix_len, ..
-            } => (body, *prefix_len),
+            } => Some((body, *prefix_len)),
+            Self::MoreWraps { .. } => None,
         }
     }
 
     /// The epoch the record is about.
     pub fn epoch(&self) -> u64 {
         match self {
-            Self::KeyChange { epoch, .. } | Self::Welcome { epoch, .. } => *epoch,
+            Self::KeyChange { epoch, .. }
+            | Self::Welcome { epoch, .. }
+            | Self::MoreWraps { epoch, .. } => *epoch,
         }
     }
 }
@@ -194,17 +220,14 @@ pub fn parse(bytes: &[u8]) -> Result<Record> {
             } else {
                 (None, Some(r.array("back-link")?))
             };
-            let count = u16::from_le_bytes(r.array("wrap count")?) as usize;
-            if count == 0 || !count.is_power_of_two() || count > MAX_WRAPS {
+            let total = u16::from_le_bytes(r.array("wrap total")?);
+            if total == 0 || !total.is_power_of_two() || usize::from(total) > MAX_WRAPS {
                 return Err(malformed(
                     "key-change record",
-                    format!("{count} wraps: not a power of two up to {MAX_WRAPS}"),
+                    format!("{total} wraps: not a power of two up to {MAX_WRAPS}"),
                 ));
             }
-            let mut wraps = Vec::with_capacity(count);
-            for _ in 0..count {
-                wraps.push(r.array("wraps")?);
-            }
+            let wraps = read_wraps(&mut r, usize::from(total))?;
             let prefix_len = bytes.len() - r.rest.len();
             let body = body(&mut r)?;
             Record::KeyChange {
@@ -212,9 +235,22 @@ pub fn parse(bytes: &[u8]) -> Result<Record> {
                 commitment,
                 name_salt,
                 back_link,
+                total,
                 wraps,
                 body,
                 prefix_len,
+            }
+        }
+        TYPE_MORE_WRAPS => {
+            let epoch = r.u64("epoch")?;
+            let commitment = r.array("commitment")?;
+            let first = u16::from_le_bytes(r.array("first wrap")?);
+            let wraps = read_wraps(&mut r, MAX_WRAPS)?;
+            Record::MoreWraps {
+                epoch,
+                commitment,
+                first,
+                wraps,
             }
         }
         TYPE_WELCOME => {
@@ -242,6 +278,21 @@ pub fn parse(bytes: &[u8]) -> Result<Record> {
     Ok(record)
 }
 
+fn read_wraps(r: &mut Reader<'_>, most: usize) -> Result<Vec<[u8; WRAP_LEN]>> {
+    let count = usize::from(u16::from_le_bytes(r.array("wrap count")?));
+    if count == 0 || count > most || count * WRAP_LEN > r.rest.len() {
+        return Err(malformed(
+            "key-change record",
+            format!("{count} wraps where 1 to {most} fit"),
+        ));
+    }
+    let mut wraps = Vec::with_capacity(count);
+    for _ in 0..count {
+        wraps.push(r.array("wraps")?);
+    }
+    Ok(wraps)
+}
+
 fn body(r: &mut Reader<'_>) -> Result<Vec<u8>> {
     let len = u32::from_le_bytes(r.array("body length")?) as usize;
     if !(24 + 16..=MAX_BODY).contains(&len) {
@@ -253,39 +304,73 @@ fn body(r: &mut Reader<'_>) -> Result<Vec<u8>> {
     Ok(r.take(len, "body")?.to_vec())
 }
 
+/// What ties a key change to what came before: the name's salt at epoch
+/// 0, the back-link after.
+pub(crate) enum Link {
+    /// Epoch 0.
+    Salt([u8; 16]),
+    /// Later epochs.
+    Back([u8; BACK_LINK_LEN]),
+}
+
 /// Writes a key change; the body is sealed here.
 pub(crate) fn write_key_change(
     topic: &TopicId,
     epoch: u64,
     secret: &EpochSecret,
-    name_salt: Option<[u8; 16]>,
-    back_link: Option<[u8; BACK_LINK_LEN]>,
+    link: Link,
+    total: u16,
     wraps: &[[u8; WRAP_LEN]],
     ops: &[Op],
 ) -> Result<Vec<u8>> {
-    if wraps.is_empty() || !wraps.len().is_power_of_two() || wraps.len() > MAX_WRAPS {
+    if total == 0 || !total.is_power_of_two() || usize::from(total) > MAX_WRAPS {
         return Err(E2eError::NotAllowed(format!(
-            "{} wraps: a key change carries a power of two up to {MAX_WRAPS}",
+            "{total} wraps: an epoch has a power of two up to {MAX_WRAPS}"
+        )));
+    }
+    if wraps.is_empty() || wraps.len() > usize::from(total) {
+        return Err(E2eError::NotAllowed(format!(
+            "{} wraps in the key change, of {total}",
             wraps.len()
         )));
     }
     let mut b = header(TYPE_KEY_CHANGE);
     b.extend_from_slice(&epoch.to_le_bytes());
     b.extend_from_slice(&commitment(topic, epoch, secret));
-    match (epoch, name_salt, back_link) {
-        (0, Some(salt), None) => b.extend_from_slice(&salt),
-        (1.., None, Some(link)) => b.extend_from_slice(&link),
+    match (epoch, link) {
+        (0, Link::Salt(salt)) => b.extend_from_slice(&salt),
+        (1.., Link::Back(link)) => b.extend_from_slice(&link),
         _ => {
             return Err(E2eError::NotAllowed(
                 "epoch 0 carries the name salt, later ones a back-link".into(),
             ));
         }
     }
+    b.extend_from_slice(&total.to_le_bytes());
     b.extend_from_slice(&(wraps.len() as u16).to_le_bytes());
     for w in wraps {
         b.extend_from_slice(w);
     }
     seal_body(topic, secret, b, ops)
+}
+
+/// Writes a record of more wraps of the key change committing to
+/// `commitment`, the first of them at index `first`.
+pub(crate) fn write_more_wraps(
+    epoch: u64,
+    commitment: &[u8; 32],
+    first: u16,
+    wraps: &[[u8; WRAP_LEN]],
+) -> Vec<u8> {
+    let mut b = header(TYPE_MORE_WRAPS);
+    b.extend_from_slice(&epoch.to_le_bytes());
+    b.extend_from_slice(commitment);
+    b.extend_from_slice(&first.to_le_bytes());
+    b.extend_from_slice(&(wraps.len() as u16).to_le_bytes());
+    for w in wraps {
+        b.extend_from_slice(w);
+    }
+    b
 }
 
 /// Writes a welcome; the body is sealed here.

@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 use xaeroflux_types::{Topic, TopicId};
 
 use crate::control::{
-    self, BACK_LINK_LEN, MAX_WRAPS, Op, Record, commitment, open_back_link, open_body,
-    seal_back_link, write_key_change, write_welcome,
+    self, BACK_LINK_LEN, Link, MAX_WRAPS, Op, Record, commitment, open_back_link, open_body,
+    seal_back_link, write_key_change, write_more_wraps, write_welcome,
 };
 use crate::envelope::{ContentKey, Place, check_envelope};
 use crate::error::{E2eError, Result, malformed};
@@ -86,7 +86,14 @@ struct Epoch {
     commitment: [u8; 32],
     back_link: Option<[u8; BACK_LINK_LEN]>,
     secret: Option<EpochSecret>,
+    /// Wraps the key change announced, and those seen so far.
+    total: u16,
+    seen: u16,
 }
+
+/// Wraps a record carries when the caller says nothing of its size: 64
+/// wraps make about 5 KiB, which fits a page of 8 KiB.
+const DEFAULT_WRAPS_PER_RECORD: usize = 64;
 
 /// What applying a record did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +145,7 @@ pub struct Group {
     members: BTreeMap<MemberKey, u64>,
     title: Option<String>,
     ignored: u64,
+    wraps_per_record: usize,
 }
 
 impl Group {
@@ -156,7 +164,8 @@ impl Group {
         if let Some(t) = title {
             ops.push(Op::Title(t.to_string()));
         }
-        let genesis = write_key_change(&topic, 0, &secret, Some(salt), None, &wraps, &ops)?;
+        let total = wraps.len() as u16;
+        let genesis = write_key_change(&topic, 0, &secret, Link::Salt(salt), total, &wraps, &ops)?;
         let mut group = Group::new(topic, Some(&name), controller, vec![me.clone()])?;
         group.apply(&controller, &genesis)?;
         Ok(Created {
@@ -198,7 +207,15 @@ impl Group {
             members: BTreeMap::new(),
             title: None,
             ignored: 0,
+            wraps_per_record: DEFAULT_WRAPS_PER_RECORD,
         })
+    }
+
+    /// Keeps each record this group writes within `len` bytes (an event's
+    /// largest payload in the store): a key change for many members is
+    /// split into a key change and records of more wraps.
+    pub fn set_max_record_len(&mut self, len: usize) {
+        self.wraps_per_record = (len.saturating_sub(512) / WRAP_LEN).clamp(1, MAX_WRAPS);
     }
 
     /// The topic.
@@ -277,6 +294,8 @@ impl Group {
                 commitment,
                 name_salt,
                 back_link,
+                total,
+                wraps,
                 ..
             } => {
                 let next = self.epochs.len() as u64;
@@ -306,9 +325,60 @@ impl Group {
                     commitment: *commitment,
                     back_link: *back_link,
                     secret: None,
+                    total: *total,
+                    seen: wraps.len() as u16,
                 });
                 if let Err(e) = self.learn_checked(&record, bytes) {
                     self.epochs.pop();
+                    return Err(e);
+                }
+                Applied::Epoch {
+                    epoch: *epoch,
+                    readable: self.can_read(*epoch),
+                }
+            }
+            Record::MoreWraps {
+                epoch,
+                commitment,
+                first,
+                wraps,
+            } => {
+                let latest = self.epoch();
+                let Some(state) = self.epoch_state(*epoch) else {
+                    return Err(E2eError::KeyChange(format!(
+                        "wraps for epoch {epoch}, which has not started"
+                    )));
+                };
+                if latest != Some(*epoch) || state.commitment != *commitment {
+                    return Err(E2eError::KeyChange(format!(
+                        "wraps for epoch {epoch} after a later key change, or for another one"
+                    )));
+                }
+                if *first != state.seen
+                    || u32::from(*first) + wraps.len() as u32 > u32::from(state.total)
+                {
+                    return Err(E2eError::KeyChange(format!(
+                        "wraps {first}.. of epoch {epoch} out of order or past its {}",
+                        state.total
+                    )));
+                }
+                let before = self.can_read(*epoch);
+                if let Some(e) = usize::try_from(*epoch)
+                    .ok()
+                    .and_then(|i| self.epochs.get_mut(i))
+                {
+                    e.seen += wraps.len() as u16;
+                }
+                if let Err(e) = self.learn_checked(&record, bytes) {
+                    if let Some(e) = usize::try_from(*epoch)
+                        .ok()
+                        .and_then(|i| self.epochs.get_mut(i))
+                    {
+                        e.seen -= wraps.len() as u16;
+                        if !before {
+                            e.secret = None;
+                        }
+                    }
                     return Err(e);
                 }
                 Applied::Epoch {
@@ -351,8 +421,19 @@ impl Group {
     fn learn_checked(&mut self, record: &Record, bytes: &[u8]) -> Result<()> {
         self.learn_from(record)?;
         if let Ok(secret) = self.secret(record.epoch()) {
-            let (body, prefix_len) = record.body();
-            open_body(&self.topic, secret, bytes, prefix_len, body)?;
+            // More wraps carry no body: the key change's is checked.
+            let (rec_bytes, rec) = match record.body() {
+                Some(_) => (bytes, record),
+                None => match self.records.iter().rev().find(|(_, r)| {
+                    matches!(r, Record::KeyChange { epoch, .. } if *epoch == record.epoch())
+                }) {
+                    Some((b, r)) => (b.as_slice(), r),
+                    None => return Ok(()),
+                },
+            };
+            if let Some((body, prefix_len)) = rec.body() {
+                open_body(&self.topic, secret, rec_bytes, prefix_len, body)?;
+            }
         }
         Ok(())
     }
@@ -368,7 +449,7 @@ impl Group {
         };
         let commit = state.commitment;
         let wraps: &[[u8; WRAP_LEN]] = match record {
-            Record::KeyChange { wraps, .. } => wraps,
+            Record::KeyChange { wraps, .. } | Record::MoreWraps { wraps, .. } => wraps,
             Record::Welcome { wrap, .. } => std::slice::from_ref(wrap),
         };
         let found = wraps.iter().find_map(|w| {
@@ -423,7 +504,9 @@ impl Group {
         let mut members = BTreeMap::new();
         let mut title = None;
         for (bytes, record) in &self.records {
-            let (body, prefix_len) = record.body();
+            let Some((body, prefix_len)) = record.body() else {
+                continue;
+            };
             let epoch = record.epoch();
             let Ok(secret) = self.secret(epoch) else {
                 continue;
@@ -467,8 +550,9 @@ impl Group {
     }
 
     /// A key change removing `key`: a new epoch wrapped to the other
-    /// members only.
-    pub fn remove(&self, key: &MemberKey) -> Result<Vec<u8>> {
+    /// members only. The records (a key change, then records of more wraps
+    /// for a large group) are appended in order, together.
+    pub fn remove(&self, key: &MemberKey) -> Result<Vec<Vec<u8>>> {
         if !self.members.contains_key(key) {
             return Err(E2eError::NotAllowed(format!("{key} is not a member")));
         }
@@ -477,7 +561,7 @@ impl Group {
 
     /// A key change replacing a member's key with its new one (after the
     /// member rotated it): the old secret opens nothing from then on.
-    pub fn replace(&self, old: &MemberKey, new: &MemberKey) -> Result<Vec<u8>> {
+    pub fn replace(&self, old: &MemberKey, new: &MemberKey) -> Result<Vec<Vec<u8>>> {
         if !self.members.contains_key(old) {
             return Err(E2eError::NotAllowed(format!("{old} is not a member")));
         }
@@ -485,11 +569,11 @@ impl Group {
     }
 
     /// A key change to a fresh secret for the same members.
-    pub fn rekey(&self) -> Result<Vec<u8>> {
+    pub fn rekey(&self) -> Result<Vec<Vec<u8>>> {
         self.key_change(&[])
     }
 
-    fn key_change(&self, ops: &[Op]) -> Result<Vec<u8>> {
+    fn key_change(&self, ops: &[Op]) -> Result<Vec<Vec<u8>>> {
         let (epoch, prev) = self.current()?;
         let next = epoch + 1;
         let secret = EpochSecret::generate()?;
@@ -517,8 +601,25 @@ impl Group {
             .map(|k| wrap(k, &self.topic, next, &commit, &secret))
             .collect::<Result<Vec<_>>>()?;
         let wraps = pad_wraps(wraps)?;
+        let total = wraps.len() as u16;
         let link = seal_back_link(&self.topic, next, &secret, prev)?;
-        write_key_change(&self.topic, next, &secret, None, Some(link), &wraps, ops)
+        let mut chunks = wraps.chunks(self.wraps_per_record);
+        let first = chunks.next().unwrap_or_default();
+        let mut records = vec![write_key_change(
+            &self.topic,
+            next,
+            &secret,
+            Link::Back(link),
+            total,
+            first,
+            ops,
+        )?];
+        let mut at = first.len();
+        for chunk in chunks {
+            records.push(write_more_wraps(next, &commit, at as u16, chunk));
+            at += chunk.len();
+        }
+        Ok(records)
     }
 
     /// The content key of `author` at `epoch`, for sealing or opening many

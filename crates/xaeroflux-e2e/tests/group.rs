@@ -12,6 +12,23 @@ use xaeroflux_types::{EventKind, Topic};
 const CONTROLLER: [u8; 32] = [1; 32];
 const OTHER_AUTHOR: [u8; 32] = [2; 32];
 
+/// A welcome (one record) or a key change (one or more).
+trait IntoRecords {
+    fn into_records(self) -> Vec<Vec<u8>>;
+}
+
+impl IntoRecords for Vec<u8> {
+    fn into_records(self) -> Vec<Vec<u8>> {
+        vec![self]
+    }
+}
+
+impl IntoRecords for Vec<Vec<u8>> {
+    fn into_records(self) -> Vec<Vec<u8>> {
+        self
+    }
+}
+
 /// The controller's log: records in order, and the sealed events of each
 /// epoch (place, ciphertext, plaintext).
 struct Log {
@@ -32,9 +49,11 @@ impl Log {
         }
     }
 
-    fn record(&mut self, r: Vec<u8>) {
-        self.group.apply(&CONTROLLER, &r).unwrap();
-        self.records.push(r);
+    fn record(&mut self, r: impl IntoRecords) {
+        for r in r.into_records() {
+            self.group.apply(&CONTROLLER, &r).unwrap();
+            self.records.push(r);
+        }
     }
 
     fn write(&mut self, text: &str) {
@@ -181,7 +200,7 @@ fn key_changes_from_anyone_but_the_controller_are_ignored() {
     // Bob, a member with the current secret, writes a removal of alice
     // into his own log.
     let bobs = log.replica(vec![bob.clone()]);
-    let forged = bobs.remove(&key(&alice)).unwrap();
+    let forged = bobs.remove(&key(&alice)).unwrap().remove(0);
     let applied = log.group.apply(&OTHER_AUTHOR, &forged).unwrap();
     assert_eq!(applied, Applied::Ignored);
     assert_eq!(log.group.ignored(), 1);
@@ -221,9 +240,9 @@ fn after_a_rotation_and_a_rekey_the_old_secret_opens_nothing_new() {
 fn records_out_of_order_or_conflicting_are_refused() {
     let alice = MemberSecret::generate().unwrap();
     let mut log = Log::new(&alice);
-    let r1 = log.group.rekey().unwrap();
+    let r1 = log.group.rekey().unwrap().remove(0);
     log.record(r1.clone());
-    let r2 = log.group.rekey().unwrap();
+    let r2 = log.group.rekey().unwrap().remove(0);
     // Applying epoch 2 to a replica that has only epoch 0: a gap.
     let mut g = Group::new(*log.group.topic(), Some(&log.name), CONTROLLER, vec![]).unwrap();
     g.apply(&CONTROLLER, &log.records[0]).unwrap();
@@ -239,10 +258,45 @@ fn records_out_of_order_or_conflicting_are_refused() {
     let mut before =
         Group::new(*log.group.topic(), Some(&log.name), CONTROLLER, vec![alice]).unwrap();
     before.apply(&CONTROLLER, &log.records[0]).unwrap();
-    let other = before.rekey().unwrap();
+    let other = before.rekey().unwrap().remove(0);
     assert_ne!(other, r1);
     assert!(matches!(
         g.apply(&CONTROLLER, &other),
         Err(E2eError::KeyChange(_))
     ));
+}
+
+#[test]
+fn a_large_group_rekeys_in_records_that_fit_a_page() {
+    let alice = MemberSecret::generate().unwrap();
+    let mut log = Log::new(&alice);
+    log.group.set_max_record_len(16_240);
+    let members: Vec<MemberSecret> = (0..300)
+        .map(|_| MemberSecret::generate().unwrap())
+        .collect();
+    for m in &members {
+        let w = log.group.add(&key(m)).unwrap();
+        log.record(w);
+    }
+    let records = log.group.rekey().unwrap();
+    assert!(records.len() >= 3, "512 wraps in {} records", records.len());
+    assert!(
+        records.iter().all(|r| r.len() <= 16_240),
+        "a record over a page"
+    );
+    log.record(records);
+    log.write("for three hundred and one");
+    // The first and the last member (their wraps in different records)
+    // both read it; so does alice.
+    for m in [&members[0], &members[299], &alice] {
+        let g = log.replica(vec![m.clone()]);
+        assert_eq!(log.readable(&g), [0], "a member misses the new epoch");
+    }
+    // Records of more wraps out of order, or for another epoch, are refused.
+    let more = log.group.rekey().unwrap();
+    let mut g = log.replica(vec![]);
+    g.apply(&CONTROLLER, &more[0]).unwrap();
+    assert!(g.apply(&CONTROLLER, &more[2]).is_err());
+    g.apply(&CONTROLLER, &more[1]).unwrap();
+    assert!(g.apply(&CONTROLLER, &more[1]).is_err());
 }

@@ -123,11 +123,24 @@ impl Core {
 
     /// Appends many events in one group commit.
     pub fn append_batch(&self, events: Vec<NewEvent>) -> Result<BatchReceipt, Error> {
-        let events = events
-            .into_iter()
-            .map(|e| self.prepare(e))
-            .collect::<Result<Vec<_>, Error>>()?;
-        Ok(self.store.append_batch(events)?)
+        // Each private topic is checked once per batch, not per event.
+        let mut checked: std::collections::HashMap<TopicId, bool> = Default::default();
+        let mut out = Vec::with_capacity(events.len());
+        for e in events {
+            let id = e.topic().id();
+            match checked.get(&id) {
+                Some(&private) => {
+                    let sealed = e.is_encrypted() || private;
+                    out.push(e.encrypted(sealed));
+                }
+                None => {
+                    let e = self.prepare(e)?;
+                    checked.insert(id, self.is_private(&id));
+                    out.push(e);
+                }
+            }
+        }
+        Ok(self.store.append_batch(out)?)
     }
 
     /// Makes everything appended so far durable (for the fast mode).

@@ -187,7 +187,12 @@ struct TopicState {
     secrets: Vec<MemberSecret>,
     /// When the controller's log was last looked at.
     refreshed: Option<std::time::Instant>,
+    /// Content keys derived for opening, by epoch and author.
+    opening: HashMap<(u64, [u8; 32]), ContentKey>,
 }
+
+/// Content keys kept for opening, at most (then the cache starts over).
+const OPENING_KEYS: usize = 4096;
 
 /// How stale the group may be when the writer seals (appends handed over
 /// by another process reach the writer without the facade's refresh).
@@ -205,6 +210,7 @@ impl PrivateTopic {
                 bad_records: 0,
                 secrets,
                 refreshed: None,
+                opening: HashMap::new(),
             }),
             store: Arc::downgrade(store),
         }
@@ -225,12 +231,14 @@ impl PrivateTopic {
                 if ev.kind() == EventKind::Identity
                     && is_controller(&self.name, &info.log.author, ev.payload())
                 {
-                    st.group = Some(Group::new(
+                    let mut g = Group::new(
                         self.id,
                         Some(&self.name),
                         info.log.author,
                         st.secrets.clone(),
-                    )?);
+                    )?;
+                    g.set_max_record_len(store.max_payload_len());
+                    st.group = Some(g);
                     break;
                 }
             }
@@ -339,15 +347,27 @@ impl PrivateTopic {
             // Perhaps a key change arrived since.
             self.refresh()?;
         }
-        let st = lock(&self.state);
-        let Some(g) = st.group.as_ref() else {
+        let mut st = lock(&self.state);
+        let TopicState { group, opening, .. } = &mut *st;
+        let Some(g) = group.as_ref() else {
             return Ok(None);
         };
-        match g.open(&place, ev.payload()) {
-            Ok(p) => Ok(Some(p)),
-            Err(E2eError::NoKey { .. }) => Ok(None),
-            Err(e) => Err(e.into()),
+        let slot = (header.epoch, place.author);
+        if !opening.contains_key(&slot) {
+            let key = match g.content_key(header.epoch, &place.author) {
+                Ok(k) => k,
+                Err(E2eError::NoKey { .. }) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            if opening.len() >= OPENING_KEYS {
+                opening.clear();
+            }
+            opening.insert(slot, key);
         }
+        let key = opening.get(&slot).ok_or(E2eError::NoKey {
+            epoch: header.epoch,
+        })?;
+        Ok(Some(key.open(&place, ev.payload())?))
     }
 
     fn seal(&self, place: &SealPlace, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
@@ -545,7 +565,10 @@ impl Private {
     }
 
     /// Starts the group of a topic this store just created.
-    pub fn adopt(&self, topic: &PrivateTopic, group: Group, genesis_seq: u64) {
+    pub fn adopt(&self, topic: &PrivateTopic, mut group: Group, genesis_seq: u64) {
+        if let Some(store) = topic.store.upgrade() {
+            group.set_max_record_len(store.max_payload_len());
+        }
         let mut st = lock(&topic.state);
         st.group = Some(group);
         st.applied = genesis_seq + 1;

@@ -133,17 +133,41 @@ impl Core {
         Ok(t)
     }
 
-    fn append_record(
+    /// Appends the controller's records together (one group commit, so a
+    /// key change and its wraps are never split) and applies them; the
+    /// receipt of the last.
+    fn append_records(
         &self,
         t: &crate::private::PrivateTopic,
         topic: &Topic,
-        record: Vec<u8>,
+        records: Vec<Vec<u8>>,
     ) -> Result<Receipt, Error> {
-        let r = self
-            .store
-            .append(NewEvent::identity(topic, record.clone()))?;
-        t.applied_own(r.seq, &record)?;
-        Ok(r)
+        let events = records
+            .iter()
+            .map(|r| NewEvent::identity(topic, r.clone()))
+            .collect();
+        let batch = self.store.append_batch(events)?;
+        let mut last = None;
+        for (r, record) in batch.events.iter().zip(&records) {
+            t.applied_own(r.seq, record)?;
+            last = Some(r.seq);
+        }
+        let seq = last.ok_or_else(|| E2eError::NotAllowed("no record to append".into()))?;
+        let head = batch
+            .heads
+            .last()
+            .ok_or_else(|| E2eError::NotAllowed("no head after appending".into()))?;
+        let ev = batch
+            .events
+            .last()
+            .ok_or_else(|| E2eError::NotAllowed("no record to append".into()))?;
+        Ok(Receipt {
+            log: ev.log,
+            seq,
+            leaf_hash: ev.leaf_hash,
+            size: head.size,
+            root: head.root,
+        })
     }
 
     /// Adds a member (controller only): one welcome record, giving it the
@@ -151,22 +175,22 @@ impl Core {
     pub fn add_member(&self, topic: &Topic, key: &MemberKey) -> Result<Receipt, Error> {
         let t = self.controlled(topic)?;
         let record = t.with_group(|g| Ok(g.add(key)?))?;
-        self.append_record(&t, topic, record)
+        self.append_records(&t, topic, vec![record])
     }
 
     /// Removes a member (controller only): a new epoch whose key it never
     /// receives.
     pub fn remove_member(&self, topic: &Topic, key: &MemberKey) -> Result<Receipt, Error> {
         let t = self.controlled(topic)?;
-        let record = t.with_group(|g| Ok(g.remove(key)?))?;
-        self.append_record(&t, topic, record)
+        let records = t.with_group(|g| Ok(g.remove(key)?))?;
+        self.append_records(&t, topic, records)
     }
 
     /// Starts a new epoch for the same members (controller only).
     pub fn rekey(&self, topic: &Topic) -> Result<Receipt, Error> {
         let t = self.controlled(topic)?;
-        let record = t.with_group(|g| Ok(g.rekey()?))?;
-        self.append_record(&t, topic, record)
+        let records = t.with_group(|g| Ok(g.rekey()?))?;
+        self.append_records(&t, topic, records)
     }
 
     /// The members of a private topic, as far as this store can read its

@@ -264,3 +264,27 @@ fn a_non_member_cannot_append_and_the_store_goes_on() {
         .unwrap();
     assert_eq!(read_all(&outsider, &t), Vec::<String>::new());
 }
+
+#[test]
+fn a_group_too_large_for_one_page_still_removes_a_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path());
+    let t = a.create_private_topic(None).unwrap().topic;
+    let keys: Vec<_> = (0..200)
+        .map(|_| {
+            xaeroflux::e2e::MemberSecret::generate()
+                .unwrap()
+                .public()
+                .unwrap()
+        })
+        .collect();
+    for k in &keys {
+        a.add_member(&t, k).unwrap();
+    }
+    // 200 members: 256 wraps of 80 bytes do not fit one 16 KiB page.
+    a.remove_member(&t, &keys[0]).unwrap();
+    assert_eq!(a.private_epoch(&t).unwrap(), Some(1));
+    assert_eq!(a.members(&t).unwrap().len(), 200);
+    a.append(a.new_event_in(&t, "after")).unwrap();
+    assert_eq!(read_all(&a, &t), ["after"]);
+}
