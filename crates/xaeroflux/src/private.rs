@@ -182,8 +182,6 @@ struct TopicState {
     applied: u64,
     /// The content key this store seals with, and its epoch.
     sealing: Option<ContentKey>,
-    /// Key-change records of the controller that failed to apply.
-    bad_records: u64,
     secrets: Vec<MemberSecret>,
     /// When the controller's log was last looked at.
     refreshed: Option<std::time::Instant>,
@@ -207,7 +205,6 @@ impl PrivateTopic {
                 group: None,
                 applied: 0,
                 sealing: None,
-                bad_records: 0,
                 secrets,
                 refreshed: None,
                 opening: HashMap::new(),
@@ -247,7 +244,6 @@ impl PrivateTopic {
             group,
             applied,
             sealing,
-            bad_records,
             ..
         } = &mut *st;
         let Some(group) = group.as_mut() else {
@@ -266,9 +262,9 @@ impl PrivateTopic {
             if ev.kind() != EventKind::Identity || !control::is_record(ev.payload()) {
                 continue;
             }
-            if group.apply(&log.author, ev.payload()).is_err() {
-                *bad_records += 1;
-            }
+            // A record the controller signed but that does not apply
+            // (malformed, out of order) changes nothing; the next go on.
+            let _ = group.apply(&log.author, ev.payload());
         }
         // A new epoch: seal with its key from now on.
         if sealing.as_ref().map(|k| k.epoch()) != group.epoch() {
@@ -319,12 +315,7 @@ impl PrivateTopic {
     /// Whether this store can seal here now (it holds the current epoch).
     pub fn can_seal(&self) -> Result<bool, Error> {
         self.refresh()?;
-        let st = lock(&self.state);
-        Ok(st
-            .group
-            .as_ref()
-            .and_then(|g| g.epoch().map(|e| g.can_read(e)))
-            .unwrap_or(false))
+        Ok(self.holds_current())
     }
 
     /// Opens an event's sealed payload: `Ok(None)` when this store holds no
@@ -370,13 +361,30 @@ impl PrivateTopic {
         Ok(Some(key.open(&place, ev.payload())?))
     }
 
-    fn seal(&self, place: &SealPlace, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+    /// Refreshes only when the group was last looked at over
+    /// [`SEAL_REFRESH`] ago: the writer's path, which the facade's own
+    /// appends reach just after refreshing.
+    fn refresh_if_stale(&self) -> Result<(), Error> {
         let stale = lock(&self.state)
             .refreshed
             .is_none_or(|t| t.elapsed() > SEAL_REFRESH);
         if stale {
             self.refresh()?;
         }
+        Ok(())
+    }
+
+    /// Whether the group's current epoch is readable, as last refreshed.
+    fn holds_current(&self) -> bool {
+        let st = lock(&self.state);
+        st.group
+            .as_ref()
+            .and_then(|g| g.epoch().map(|e| g.can_read(e)))
+            .unwrap_or(false)
+    }
+
+    fn seal(&self, place: &SealPlace, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+        self.refresh_if_stale()?;
         let mut st = lock(&self.state);
         let TopicState { group, sealing, .. } = &mut *st;
         let g = group.as_ref().ok_or_else(|| {
@@ -400,10 +408,12 @@ impl Sealer for TopicSealer {
     }
 
     fn check(&self) -> Result<(), String> {
-        match self.0.can_seal() {
-            Ok(true) => Ok(()),
-            Ok(false) => Err("this store holds no key for the topic's current epoch".into()),
-            Err(e) => Err(e.report()),
+        self.0.refresh_if_stale().map_err(|e| e.report())?;
+        // Not a member as last seen: look once more before refusing.
+        if self.0.holds_current() || self.0.can_seal().map_err(|e| e.report())? {
+            Ok(())
+        } else {
+            Err("this store holds no key for the topic's current epoch".into())
         }
     }
 

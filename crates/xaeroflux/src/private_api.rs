@@ -98,19 +98,29 @@ impl Core {
         t.with_group(|g| Ok(g.epoch()))
     }
 
+    /// The private topic `topic` is, registering a private name seen for
+    /// the first time; `None` for a plain topic.
+    fn private_if_any(
+        &self,
+        topic: &Topic,
+    ) -> Result<Option<std::sync::Arc<crate::private::PrivateTopic>>, Error> {
+        match self.private.get(&topic.id()) {
+            Some(t) => Ok(Some(t)),
+            None if parse_topic_name(topic.name()).is_some() => self
+                .private
+                .register(&self.store, topic.name(), true)
+                .map(Some),
+            None => Ok(None),
+        }
+    }
+
     fn private_of(
         &self,
         topic: &Topic,
     ) -> Result<std::sync::Arc<crate::private::PrivateTopic>, Error> {
-        match self.private.get(&topic.id()) {
-            Some(t) => Ok(t),
-            None if parse_topic_name(topic.name()).is_some() => {
-                self.private.register(&self.store, topic.name(), true)
-            }
-            None => Err(
-                E2eError::NotAllowed(format!("`{}` is not a private topic", topic.name())).into(),
-            ),
-        }
+        self.private_if_any(topic)?.ok_or_else(|| {
+            E2eError::NotAllowed(format!("`{}` is not a private topic", topic.name())).into()
+        })
     }
 
     fn controlled(
@@ -249,14 +259,7 @@ impl Core {
     /// store can (it holds the current epoch's key).
     pub(crate) fn prepare(&self, event: NewEvent) -> Result<NewEvent, Error> {
         let topic = event.topic().clone();
-        let private = match self.private.get(&topic.id()) {
-            Some(t) => Some(t),
-            None if parse_topic_name(topic.name()).is_some() => {
-                Some(self.private.register(&self.store, topic.name(), true)?)
-            }
-            None => None,
-        };
-        let Some(t) = private else {
+        let Some(t) = self.private_if_any(&topic)? else {
             return Ok(event);
         };
         if !t.can_seal()? {
