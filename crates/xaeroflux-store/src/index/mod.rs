@@ -133,7 +133,7 @@ impl Index {
     fn err(&self) -> impl Fn(heed::Error) -> StoreError + '_ {
         move |source| StoreError::Index {
             path: self.dir.clone(),
-            source,
+            source: explain_short_write(&self.dir, source),
         }
     }
 
@@ -395,4 +395,42 @@ fn open_tables(env: &Env<WithoutTls>, data_file: &Path) -> Result<Dbs> {
     })?;
     rtxn.commit().map_err(idx_err)?;
     Ok(dbs)
+}
+
+/// LMDB reports a write the disk cut short as a bare EIO. When the disk
+/// holding the index is in fact full, say so in the OS's words: that is
+/// the cause, and what the user can act on.
+fn explain_short_write(dir: &std::path::Path, e: heed::Error) -> heed::Error {
+    let eio = match &e {
+        heed::Error::Io(io) => io.raw_os_error() == Some(libc::EIO),
+        heed::Error::Mdb(m) => m.to_err_code() == libc::EIO,
+        _ => false,
+    };
+    if eio && disk_full(dir) {
+        heed::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            format!("No space left on device (LMDB's write was cut short: {e})"),
+        ))
+    } else {
+        e
+    }
+}
+
+/// Whether the file system holding `dir` has (almost) no room left.
+#[cfg(unix)]
+fn disk_full(dir: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statvfs is plain data, for which all zeros is a valid value.
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `s` is a valid place to write.
+    let rc = unsafe { libc::statvfs(path.as_ptr(), &mut s) };
+    rc == 0 && u128::from(s.f_bavail) * u128::from(s.f_frsize) < 1 << 20
+}
+
+#[cfg(not(unix))]
+fn disk_full(_dir: &std::path::Path) -> bool {
+    false
 }
