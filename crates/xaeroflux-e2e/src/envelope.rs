@@ -20,8 +20,8 @@
 //! the Padmé length of `len + 1`, so a size leaks at most about
 //! `log2(log2(len))` bits.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use chacha20poly1305::XChaCha20Poly1305;
+use chacha20poly1305::aead::KeyInit;
 use hkdf::Hkdf;
 use sha2::Sha256;
 use xaeroflux_types::TopicId;
@@ -29,6 +29,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{E2eError, Result, malformed};
 use crate::keys::{EpochSecret, random_array};
+use crate::xchacha;
 
 /// Version byte of the envelope.
 pub const ENVELOPE_VERSION: u8 = 1;
@@ -105,8 +106,9 @@ pub fn sealed_len(len: usize) -> usize {
 }
 
 /// An epoch's content key for one author, derived once and kept.
+#[derive(Clone)]
 pub struct ContentKey {
-    cipher: XChaCha20Poly1305,
+    key: Zeroizing<[u8; 32]>,
     epoch: u64,
 }
 
@@ -129,12 +131,63 @@ pub(crate) fn cipher(key: &[u8; 32]) -> XChaCha20Poly1305 {
     XChaCha20Poly1305::new(key.into())
 }
 
+/// Random nonces drawn from the operating system a few hundred at a time,
+/// so a sealed append costs no system call of its own. Keep one per
+/// writer (not shared across a `fork`: a forked child would draw the
+/// parent's buffered nonces again).
+pub struct Nonces {
+    buf: Box<[u8; NONCE_BATCH * 24]>,
+    next: usize,
+}
+
+const NONCE_BATCH: usize = 170;
+
+impl Default for Nonces {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Nonces {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Nonces({} left)", NONCE_BATCH - self.next)
+    }
+}
+
+impl Nonces {
+    /// An empty source; the first draw fills it.
+    pub fn new() -> Self {
+        Self {
+            buf: Box::new([0u8; NONCE_BATCH * 24]),
+            next: NONCE_BATCH,
+        }
+    }
+
+    /// A fresh random nonce: never handed out twice.
+    pub fn draw(&mut self) -> Result<[u8; 24]> {
+        if self.next >= NONCE_BATCH {
+            crate::keys::random(&mut self.buf[..])?;
+            self.next = 0;
+        }
+        let i = self.next * 24;
+        let mut n = [0u8; 24];
+        let src = self
+            .buf
+            .get_mut(i..i + 24)
+            .ok_or_else(|| malformed("nonce buffer", "out of range"))?;
+        n.copy_from_slice(src);
+        // A drawn nonce is not left behind to be read again.
+        src.fill(0);
+        self.next += 1;
+        Ok(n)
+    }
+}
+
 impl ContentKey {
     /// The content key of `author` in `topic` at `epoch`.
     pub fn derive(topic: &TopicId, epoch: u64, secret: &EpochSecret, author: &[u8; 32]) -> Self {
-        let key = derive(&topic.0, &secret.0, &[CONTENT_INFO, author]);
         Self {
-            cipher: cipher(&key),
+            key: derive(&topic.0, &secret.0, &[CONTENT_INFO, author]),
             epoch,
         }
     }
@@ -149,6 +202,19 @@ impl ContentKey {
         self.seal_with_nonce(place, plaintext, random_array()?)
     }
 
+    /// Seals `plaintext` for `place` into `out` (cleared first), with a
+    /// nonce from `nonces`: the writer's path, which allocates nothing once
+    /// `out` has grown.
+    pub fn seal_into(
+        &self,
+        place: &Place,
+        plaintext: &[u8],
+        nonces: &mut Nonces,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        self.seal_nonce_into(place, plaintext, nonces.draw()?, out)
+    }
+
     /// Seals with a given nonce: for known-answer tests only; a nonce must
     /// never be used twice.
     #[doc(hidden)]
@@ -158,60 +224,85 @@ impl ContentKey {
         plaintext: &[u8],
         nonce: [u8; 24],
     ) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(sealed_len(plaintext.len()));
+        self.seal_nonce_into(place, plaintext, nonce, &mut out)?;
+        Ok(out)
+    }
+
+    fn seal_nonce_into(
+        &self,
+        place: &Place,
+        plaintext: &[u8],
+        nonce: [u8; 24],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         let padded_len = padme(plaintext.len() + 1);
-        let mut padded = Zeroizing::new(Vec::with_capacity(padded_len));
-        padded.extend_from_slice(plaintext);
-        padded.push(0x80);
-        padded.resize(padded_len, 0);
-        let mut out = Vec::with_capacity(padded_len + ENVELOPE_OVERHEAD);
+        out.clear();
+        out.reserve(padded_len + ENVELOPE_OVERHEAD);
         out.push(ENVELOPE_VERSION);
         out.extend_from_slice(&self.epoch.to_le_bytes());
         out.extend_from_slice(&nonce);
+        out.extend_from_slice(plaintext);
+        out.push(0x80);
+        out.resize(ENVELOPE_HEADER_LEN + padded_len, 0);
         let aad = aad(place, self.epoch);
-        let ct = self
-            .cipher
-            .encrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: &padded,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| malformed("plaintext", "too long to seal"))?;
-        out.extend_from_slice(&ct);
-        Ok(out)
+        let body = out
+            .get_mut(ENVELOPE_HEADER_LEN..)
+            .ok_or_else(|| malformed("envelope", "shorter than its header"))?;
+        let Some(tag) = xchacha::seal_in_place(&self.key, &nonce, &aad, body) else {
+            // Never leave plaintext in the buffer.
+            out.fill(0);
+            out.clear();
+            return Err(malformed("plaintext", "too long to seal"));
+        };
+        out.extend_from_slice(&tag);
+        Ok(())
     }
 
     /// Opens an envelope sealed for `place`.
     pub fn open(&self, place: &Place, envelope: &[u8]) -> Result<Vec<u8>> {
+        let mut buf = Zeroizing::new(Vec::new());
+        let len = self.open_into(place, envelope, &mut buf)?.len();
+        let mut out = std::mem::take(&mut *buf);
+        out.truncate(len);
+        Ok(out)
+    }
+
+    /// Opens an envelope sealed for `place` into `buf` (reused: it holds
+    /// the padded plaintext after), and returns the plaintext, a prefix of
+    /// `buf`.
+    pub fn open_into<'b>(
+        &self,
+        place: &Place,
+        envelope: &[u8],
+        buf: &'b mut Vec<u8>,
+    ) -> Result<&'b [u8]> {
         let header = check_envelope(envelope)?;
         if header.epoch != self.epoch {
             return Err(E2eError::NoKey {
                 epoch: header.epoch,
             });
         }
-        let nonce = envelope
-            .get(9..ENVELOPE_HEADER_LEN)
-            .and_then(|n| <[u8; 24]>::try_from(n).ok())
+        let (head, body) = envelope
+            .split_at_checked(ENVELOPE_HEADER_LEN)
             .ok_or_else(|| malformed("envelope", "shorter than its header"))?;
-        let body = envelope.get(ENVELOPE_HEADER_LEN..).unwrap_or_default();
+        let nonce: [u8; 24] = head
+            .get(9..)
+            .and_then(|n| n.try_into().ok())
+            .ok_or_else(|| malformed("envelope", "shorter than its header"))?;
         let aad = aad(place, self.epoch);
-        let padded = Zeroizing::new(
-            self.cipher
-                .decrypt(
-                    &XNonce::from(nonce),
-                    Payload {
-                        msg: body,
-                        aad: &aad,
-                    },
-                )
-                .map_err(|_| E2eError::Refused { what: "envelope" })?,
-        );
-        unpad(&padded)
+        buf.clear();
+        buf.extend_from_slice(body);
+        let padded = xchacha::open_in_place(&self.key, &nonce, &aad, buf)
+            .ok_or(E2eError::Refused { what: "envelope" })?;
+        let len = unpad(padded)?;
+        buf.truncate(len);
+        Ok(buf.as_slice())
     }
 }
 
-fn unpad(padded: &[u8]) -> Result<Vec<u8>> {
+/// The plaintext's length in a padded plaintext.
+fn unpad(padded: &[u8]) -> Result<usize> {
     let end = padded
         .iter()
         .rposition(|b| *b != 0)
@@ -219,7 +310,7 @@ fn unpad(padded: &[u8]) -> Result<Vec<u8>> {
     if padded.get(end) != Some(&0x80) || padme(end + 1) != padded.len() {
         return Err(malformed("sealed plaintext", "bad padding"));
     }
-    Ok(padded.get(..end).unwrap_or_default().to_vec())
+    Ok(end)
 }
 
 fn aad(place: &Place, epoch: u64) -> [u8; 15 + 32 + 32 + 1 + 2 + 8 + 8 + 1 + 8] {

@@ -146,6 +146,10 @@ pub struct Group {
     title: Option<String>,
     ignored: u64,
     wraps_per_record: usize,
+    /// Secrets of key changes this group wrote and has not applied yet, by
+    /// epoch and commitment: the controller applying its own key change
+    /// need not try every wrap for its own.
+    written: std::sync::Mutex<Vec<(u64, [u8; 32], EpochSecret)>>,
 }
 
 impl Group {
@@ -208,6 +212,7 @@ impl Group {
             title: None,
             ignored: 0,
             wraps_per_record: DEFAULT_WRAPS_PER_RECORD,
+            written: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -452,10 +457,24 @@ impl Group {
             Record::KeyChange { wraps, .. } | Record::MoreWraps { wraps, .. } => wraps,
             Record::Welcome { wrap, .. } => std::slice::from_ref(wrap),
         };
-        let found = wraps.iter().find_map(|w| {
-            self.mine
+        let own = {
+            let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+            let own = written
                 .iter()
-                .find_map(|s| unwrap(w, s, &self.topic, epoch, &commit))
+                .find(|(e, c, _)| *e == epoch && *c == commit)
+                .map(|(_, _, s)| s.clone());
+            written.retain(|(e, _, _)| *e > epoch);
+            own
+        };
+        // The controller knows the secret it wrote; it still must be one of
+        // the wraps' recipients to count as a member, which the members
+        // list (from the sealed body) says, not the wraps.
+        let found = own.or_else(|| {
+            wraps.iter().find_map(|w| {
+                self.mine
+                    .iter()
+                    .find_map(|s| unwrap(w, s, &self.topic, epoch, &commit))
+            })
         });
         if let Some(secret) = found {
             if commitment(&self.topic, epoch, &secret) != commit {
@@ -596,10 +615,8 @@ impl Group {
                 members.len()
             )));
         }
-        let wraps = members
-            .keys()
-            .map(|k| wrap(k, &self.topic, next, &commit, &secret))
-            .collect::<Result<Vec<_>>>()?;
+        let keys: Vec<&MemberKey> = members.keys().collect();
+        let wraps = wrap_all(&keys, &self.topic, next, &commit, &secret)?;
         let wraps = pad_wraps(wraps)?;
         let total = wraps.len() as u16;
         let link = seal_back_link(&self.topic, next, &secret, prev)?;
@@ -619,6 +636,13 @@ impl Group {
             records.push(write_more_wraps(next, &commit, at as u16, chunk));
             at += chunk.len();
         }
+        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        // Only the latest few matter: one is applied before the next is
+        // written.
+        if written.len() >= 4 {
+            written.remove(0);
+        }
+        written.push((next, commit, secret));
         Ok(records)
     }
 
@@ -646,6 +670,43 @@ impl Group {
         self.content_key(header.epoch, &place.author)?
             .open(place, envelope)
     }
+}
+
+/// Wraps `secret` to every key, on a few threads when there are many (a
+/// wrap is two X25519 multiplications, about 0.1 ms).
+fn wrap_all(
+    keys: &[&MemberKey],
+    topic: &TopicId,
+    epoch: u64,
+    commit: &[u8; 32],
+    secret: &EpochSecret,
+) -> Result<Vec<[u8; WRAP_LEN]>> {
+    let one = |ks: &[&MemberKey]| {
+        ks.iter()
+            .map(|k| wrap(k, topic, epoch, commit, secret))
+            .collect::<Result<Vec<_>>>()
+    };
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4)
+        .min(keys.len() / 32)
+        .max(1);
+    if threads == 1 {
+        return one(keys);
+    }
+    let per = keys.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = keys.chunks(per).map(|c| s.spawn(move || one(c))).collect();
+        let mut out = Vec::with_capacity(keys.len());
+        for p in parts {
+            let part = p
+                .join()
+                .map_err(|_| E2eError::NotAllowed("a wrapping thread panicked".into()))??;
+            out.extend(part);
+        }
+        Ok(out)
+    })
 }
 
 /// Pads a list of wraps with fillers to a power of two, and shuffles them

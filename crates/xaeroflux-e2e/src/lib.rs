@@ -51,10 +51,11 @@ mod error;
 mod group;
 mod keys;
 mod wrap;
+mod xchacha;
 
 pub use envelope::{
-    ContentKey, ENVELOPE_HEADER_LEN, ENVELOPE_OVERHEAD, ENVELOPE_VERSION, EnvelopeHeader, Place,
-    TAG_LEN, check_envelope, padme, sealed_len,
+    ContentKey, ENVELOPE_HEADER_LEN, ENVELOPE_OVERHEAD, ENVELOPE_VERSION, EnvelopeHeader, Nonces,
+    Place, TAG_LEN, check_envelope, padme, sealed_len,
 };
 pub use error::{E2eError, Result};
 pub use group::{

@@ -30,9 +30,15 @@ pub trait Sealer: Send + Sync {
         Ok(())
     }
 
-    /// Seals `plaintext` for `place`; the result is exactly
+    /// Seals `plaintext` for `place` into `out` (which it clears first:
+    /// the writer reuses one buffer); the result is exactly
     /// `sealed_len(plaintext.len())` bytes.
-    fn seal(&self, place: &SealPlace, plaintext: &[u8]) -> Result<Vec<u8>, String>;
+    fn seal_into(
+        &self,
+        place: &SealPlace,
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), String>;
 }
 
 /// The sealers of a store's private topics.

@@ -6,7 +6,8 @@
 //! events); single-event durable latency; a full scan; proof generation and
 //! verification; and the time to open.
 //!
-//! `cargo bench -p xaeroflux --bench store` (XF_BENCH_EVENTS=N for another size).
+//! `cargo bench -p xaeroflux --bench store` (XF_BENCH_EVENTS=N for another size;
+//! XF_BENCH_ONLY=private for the private-topic section alone).
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -103,6 +104,10 @@ fn main() {
         "xaeroflux store benchmark: {n} events of {PAYLOAD} bytes, batches of {BATCH}, durable"
     );
     println!("(directory {}, same disk for all)\n", base.path().display());
+    if std::env::var("XF_BENCH_ONLY").as_deref() == Ok("private") {
+        private(&base.path().join("private"), n);
+        return;
+    }
 
     // Baselines first, then the store; each on a fresh directory.
     let (heed_rate, heed_scan) = bench_heed(&base.path().join("heed"), n);
@@ -149,16 +154,15 @@ private topic ({n} events of {PAYLOAD} bytes, batches of {BATCH}, durable)"
     let read = |topic: &Topic| {
         let t = Instant::now();
         let mut bytes = 0usize;
-        for ev in core.iter_topic(topic) {
+        for ev in core.read_topic(topic) {
             let ev = ev.unwrap();
-            if ev.kind() != xaeroflux::EventKind::Application {
+            if ev.event.kind() != xaeroflux::EventKind::Application {
                 continue;
             }
-            bytes += match core.read_payload(&ev).unwrap() {
-                xaeroflux::Payload::Plain(p) => p.len(),
-                xaeroflux::Payload::Decrypted(p) => p.len(),
-                xaeroflux::Payload::Encrypted { .. } => panic!("the controller reads its topic"),
-            };
+            bytes += ev
+                .plaintext()
+                .expect("the controller reads its topic")
+                .len();
         }
         assert_eq!(bytes as u64, n * PAYLOAD as u64);
         rate(n, t.elapsed())

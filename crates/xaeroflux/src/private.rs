@@ -18,11 +18,11 @@ use std::sync::{Arc, Mutex, Weak};
 
 use sha2::{Digest, Sha256};
 use xaeroflux_e2e::{
-    ContentKey, E2eError, Group, MemberKey, MemberSecret, Place, control, is_controller,
+    ContentKey, E2eError, Group, MemberKey, MemberSecret, Nonces, control, is_controller,
     parse_topic_name, sealed_len,
 };
 use xaeroflux_store::{
-    Corruption, EventKind, EventRef, IoError, LogId, SealPlace, Sealer, Store, StoreError, TopicId,
+    Corruption, EventKind, IoError, LogId, SealPlace, Sealer, Store, StoreError, TopicId,
 };
 
 use crate::Error;
@@ -187,6 +187,8 @@ struct TopicState {
     refreshed: Option<std::time::Instant>,
     /// Content keys derived for opening, by epoch and author.
     opening: HashMap<(u64, [u8; 32]), ContentKey>,
+    /// The nonces this store seals with.
+    nonces: Nonces,
 }
 
 /// Content keys kept for opening, at most (then the cache starts over).
@@ -208,6 +210,7 @@ impl PrivateTopic {
                 secrets,
                 refreshed: None,
                 opening: HashMap::new(),
+                nonces: Nonces::new(),
             }),
             store: Arc::downgrade(store),
         }
@@ -318,21 +321,13 @@ impl PrivateTopic {
         Ok(self.holds_current())
     }
 
-    /// Opens an event's sealed payload: `Ok(None)` when this store holds no
-    /// key for it.
-    pub fn open(&self, ev: &EventRef<'_>) -> Result<Option<Vec<u8>>, Error> {
-        let place = Place {
-            author: *ev.author(),
-            topic: self.id,
-            kind: ev.kind(),
-            flags: ev.flags(),
-            seq: ev.seq(),
-            timestamp_ms: ev.timestamp_ms(),
-        };
-        let header = xaeroflux_e2e::check_envelope(ev.payload())?;
+    /// The content key that opens `author`'s events of `epoch`: `Ok(None)`
+    /// when this store holds no key for that epoch. Keys are derived once
+    /// and kept.
+    pub fn opening_key(&self, epoch: u64, author: &[u8; 32]) -> Result<Option<ContentKey>, Error> {
         let readable = {
             let st = lock(&self.state);
-            st.group.as_ref().is_some_and(|g| g.can_read(header.epoch))
+            st.group.as_ref().is_some_and(|g| g.can_read(epoch))
         };
         if !readable {
             // Perhaps a key change arrived since.
@@ -343,22 +338,20 @@ impl PrivateTopic {
         let Some(g) = group.as_ref() else {
             return Ok(None);
         };
-        let slot = (header.epoch, place.author);
-        if !opening.contains_key(&slot) {
-            let key = match g.content_key(header.epoch, &place.author) {
-                Ok(k) => k,
-                Err(E2eError::NoKey { .. }) => return Ok(None),
-                Err(e) => return Err(e.into()),
-            };
-            if opening.len() >= OPENING_KEYS {
-                opening.clear();
-            }
-            opening.insert(slot, key);
+        let slot = (epoch, *author);
+        if let Some(k) = opening.get(&slot) {
+            return Ok(Some(k.clone()));
         }
-        let key = opening.get(&slot).ok_or(E2eError::NoKey {
-            epoch: header.epoch,
-        })?;
-        Ok(Some(key.open(&place, ev.payload())?))
+        let key = match g.content_key(epoch, author) {
+            Ok(k) => k,
+            Err(E2eError::NoKey { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if opening.len() >= OPENING_KEYS {
+            opening.clear();
+        }
+        opening.insert(slot, key.clone());
+        Ok(Some(key))
     }
 
     /// Refreshes only when the group was last looked at over
@@ -383,10 +376,20 @@ impl PrivateTopic {
             .unwrap_or(false)
     }
 
-    fn seal(&self, place: &SealPlace, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+    fn seal_into(
+        &self,
+        place: &SealPlace,
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
         self.refresh_if_stale()?;
         let mut st = lock(&self.state);
-        let TopicState { group, sealing, .. } = &mut *st;
+        let TopicState {
+            group,
+            sealing,
+            nonces,
+            ..
+        } = &mut *st;
         let g = group.as_ref().ok_or_else(|| {
             E2eError::NotAllowed(format!("private topic {}: no key change yet", self.name))
         })?;
@@ -395,7 +398,7 @@ impl PrivateTopic {
             *sealing = Some(g.content_key(epoch, &place.author)?);
         }
         let key = sealing.as_ref().ok_or(E2eError::NoKey { epoch })?;
-        Ok(key.seal(place, plaintext)?)
+        Ok(key.seal_into(place, plaintext, nonces, out)?)
     }
 }
 
@@ -417,8 +420,15 @@ impl Sealer for TopicSealer {
         }
     }
 
-    fn seal(&self, place: &SealPlace, plaintext: &[u8]) -> Result<Vec<u8>, String> {
-        self.0.seal(place, plaintext).map_err(|e| e.report())
+    fn seal_into(
+        &self,
+        place: &SealPlace,
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        self.0
+            .seal_into(place, plaintext, out)
+            .map_err(|e| e.report())
     }
 }
 

@@ -1,7 +1,7 @@
 //! The private-topic calls of [`Core`].
 
 use xaeroflux_e2e::{E2eError, Group, MemberKey, parse_topic_name};
-use xaeroflux_store::{EventRef, FLAG_ENCRYPTED, NewEvent, Receipt, Topic, TopicId};
+use xaeroflux_store::{NewEvent, Receipt, Topic, TopicId};
 
 use crate::{Core, Error};
 
@@ -229,30 +229,6 @@ impl Core {
     pub fn ignored_key_changes(&self, topic: &Topic) -> Result<u64, Error> {
         let t = self.private_of(topic)?;
         t.with_group(|g| Ok(g.ignored()))
-    }
-
-    /// An event's payload as this store can read it: a plain topic's as
-    /// stored; a private topic's opened, or `Encrypted` without the key. A
-    /// sealed payload that does not authenticate (tampered with, or moved
-    /// to another place) is an error.
-    pub fn read_payload<'a>(&self, ev: &EventRef<'a>) -> Result<Payload<'a>, Error> {
-        if ev.flags() & FLAG_ENCRYPTED == 0 {
-            return Ok(Payload::Plain(ev.payload()));
-        }
-        let header = xaeroflux_e2e::check_envelope(ev.payload())?;
-        let Some(t) = self.private.get(&ev.log_id().topic) else {
-            return Ok(Payload::Encrypted {
-                epoch: header.epoch,
-                len: ev.payload().len(),
-            });
-        };
-        Ok(match t.open(ev)? {
-            Some(p) => Payload::Decrypted(p),
-            None => Payload::Encrypted {
-                epoch: header.epoch,
-                len: ev.payload().len(),
-            },
-        })
     }
 
     /// Marks an event of a private topic "to seal", after checking this

@@ -288,3 +288,94 @@ fn a_group_too_large_for_one_page_still_removes_a_member() {
     a.append(a.new_event_in(&t, "after")).unwrap();
     assert_eq!(read_all(&a, &t), ["after"]);
 }
+
+#[test]
+fn read_topic_and_subscriptions_give_members_plaintext_across_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, relay) = (
+        open(&dir.path().join("a")),
+        open(&dir.path().join("b")),
+        open(&dir.path().join("relay")),
+    );
+    let created = a.create_private_topic(None).unwrap();
+    let t = created.topic.clone();
+    a.add_member(&t, &b.member_key().unwrap()).unwrap();
+    // b subscribes before anything it can read exists.
+    b.private_topic(&created.name).unwrap();
+    let mut sub = b
+        .subscribe(xaeroflux::Filter::topic(&t), xaeroflux::Since::Seq(0))
+        .unwrap();
+    let batch = |from: usize| {
+        (from..from + 150)
+            .map(|i| a.new_event_in(&t, format!("m{i}")))
+            .collect::<Vec<_>>()
+    };
+    a.append_batch(batch(0)).unwrap();
+    a.rekey(&t).unwrap();
+    a.append_batch(batch(150)).unwrap();
+    assert_eq!(a.private_epoch(&t).unwrap(), Some(1));
+    sync_pair(&a, &b);
+    relay.private_topic(&created.name).unwrap();
+    sync_pair(&a, &relay);
+
+    let want: Vec<String> = (0..300).map(|i| format!("m{i}")).collect();
+    let app = |core: &Core| -> Vec<Option<String>> {
+        core.read_topic(&t)
+            .map(|r| r.unwrap())
+            .filter(|r| r.event.kind() == xaeroflux::EventKind::Application)
+            .map(|r| {
+                r.plaintext()
+                    .map(|p| String::from_utf8(p.to_vec()).unwrap())
+            })
+            .collect()
+    };
+    for core in [&a, &b] {
+        let got: Vec<String> = app(core).into_iter().map(Option::unwrap).collect();
+        assert_eq!(got, want);
+    }
+    // The relay is shown every event, as encrypted, with its epoch.
+    let relay_read: Vec<_> = relay
+        .read_topic(&t)
+        .map(|r| r.unwrap())
+        .filter(|r| r.event.kind() == xaeroflux::EventKind::Application)
+        .collect();
+    assert_eq!(relay_read.len(), 300);
+    for (i, r) in relay_read.iter().enumerate() {
+        let Payload::Encrypted { epoch, len } = r.payload else {
+            panic!("the relay read event {i}: {:?}", r.payload);
+        };
+        assert_eq!(epoch, u64::from(i >= 150));
+        assert_eq!(len, r.event.payload().len());
+    }
+    // The sealed bytes are still what the event holds.
+    let first = b
+        .read_topic(&t)
+        .map(|r| r.unwrap())
+        .find(|r| r.event.kind() == xaeroflux::EventKind::Application)
+        .unwrap();
+    assert_ne!(first.event.payload(), b"m0");
+    assert_eq!(first.plaintext(), Some(&b"m0"[..]));
+
+    // A plain topic reads as stored.
+    let plain = Topic::new("open").unwrap();
+    b.append(b.new_event_in(&plain, "hello")).unwrap();
+    let r: Vec<_> = b.read_topic(&plain).map(|r| r.unwrap()).collect();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].payload, Payload::Plain(b"hello"));
+
+    // The subscription delivered the replicated events; members open them.
+    let mut got = Vec::new();
+    while got.len() < 300 {
+        let ev = sub
+            .recv_timeout(WAIT)
+            .unwrap()
+            .expect("the subscription delivers every event in time");
+        if ev.kind != xaeroflux::EventKind::Application {
+            continue;
+        }
+        let p = b.read_event_payload(&ev).unwrap();
+        got.push(String::from_utf8(p.plaintext().unwrap().to_vec()).unwrap());
+    }
+    got.sort_by_key(|s| s[1..].parse::<u32>().unwrap());
+    assert_eq!(got, want);
+}

@@ -71,6 +71,21 @@ impl Writer {
         now: u64,
         job: &mut Job,
     ) -> Result<(LogId, u64, Hash)> {
+        // One buffer for sealed payloads, reused from event to event.
+        let mut sealed = std::mem::take(&mut self.seal_buf);
+        let r = self.apply_event_with(ev, id, now, job, &mut sealed);
+        self.seal_buf = sealed;
+        r
+    }
+
+    fn apply_event_with(
+        &mut self,
+        ev: &NewEvent,
+        id: LogId,
+        now: u64,
+        job: &mut Job,
+        sealed: &mut Vec<u8>,
+    ) -> Result<(LogId, u64, Hash)> {
         // An event to seal is sealed here, where its seq and timestamp are
         // fixed; only the sealed bytes reach the page.
         let sealer = if ev.is_encrypted() {
@@ -94,30 +109,29 @@ impl Writer {
         let ts = now.max(st.last_ts);
         let seq = st.size;
         st.class = st.class.min(ev.kind());
-        let sealed = match &sealer {
-            Some(s) => {
-                let place = SealPlace {
-                    author: id.author,
-                    topic: id.topic,
-                    kind: ev.kind(),
-                    flags: ev.flags(),
-                    seq,
-                    timestamp_ms: ts,
-                };
-                let sealed = s
-                    .seal(&place, ev.payload())
-                    .map_err(|e| internal(format!("sealing event {seq}: {e}")))?;
-                if sealed.len() != payload_len {
-                    return Err(internal(format!(
-                        "a sealer gave {} bytes for {payload_len}",
-                        sealed.len()
-                    )));
-                }
-                Some(sealed)
+        if let Some(s) = &sealer {
+            let place = SealPlace {
+                author: id.author,
+                topic: id.topic,
+                kind: ev.kind(),
+                flags: ev.flags(),
+                seq,
+                timestamp_ms: ts,
+            };
+            s.seal_into(&place, ev.payload(), sealed)
+                .map_err(|e| internal(format!("sealing event {seq}: {e}")))?;
+            if sealed.len() != payload_len {
+                return Err(internal(format!(
+                    "a sealer gave {} bytes for {payload_len}",
+                    sealed.len()
+                )));
             }
-            None => None,
+        }
+        let payload = if sealer.is_some() {
+            &sealed[..]
+        } else {
+            ev.payload()
         };
-        let payload = sealed.as_deref().unwrap_or(ev.payload());
         let (head, body) = st.open_mut()?.slot(rec_len)?;
         encode_event_into(body, seq, ts, ev.kind(), ev.flags(), payload)
             .map_err(|e| internal(format!("encoding into a slot made to size: {e}")))?;

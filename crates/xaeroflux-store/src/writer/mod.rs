@@ -64,6 +64,8 @@ pub(crate) struct Writer {
     next_log_no: u32,
     stopped: Stopped,
     flusher: Option<Flusher>,
+    /// The sealed payload of the event being appended, reused.
+    seal_buf: Vec<u8>,
 }
 
 impl Writer {
@@ -88,6 +90,7 @@ impl Writer {
             touched: Vec::new(),
             next_page,
             next_log_no,
+            seal_buf: Vec::new(),
         })
     }
 
