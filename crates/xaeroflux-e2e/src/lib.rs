@@ -45,6 +45,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod blob;
 pub mod control;
 mod envelope;
 mod error;
@@ -53,6 +54,10 @@ mod keys;
 mod wrap;
 mod xchacha;
 
+pub use blob::{
+    BLOB_CHUNK, BLOB_HEADER_LEN, BLOB_MAGIC, BLOB_REF_LEN, BLOB_REF_MAGIC, BLOB_VERSION, BlobKey,
+    BlobSealer, PrivateBlobRef, open_blob, seal_blob, sealed_blob_len,
+};
 pub use envelope::{
     ContentKey, ENVELOPE_HEADER_LEN, ENVELOPE_OVERHEAD, ENVELOPE_VERSION, EnvelopeHeader, Nonces,
     Place, TAG_LEN, check_envelope, padme, sealed_len,

@@ -485,6 +485,18 @@ impl Net {
         topic: &Topic,
         source: impl Into<BlobSource<'a>>,
     ) -> Result<(Receipt, BlobRef), NetError> {
+        let r = self.add_blob(source)?;
+        let receipt = self
+            .node
+            .store
+            .append(NewEvent::application(topic, r.encode()))?;
+        Ok((receipt, r))
+    }
+
+    /// Stores `source` in the blob store and returns its reference,
+    /// appending nothing: for callers that reference it themselves (a
+    /// private topic's encrypted blobs).
+    pub fn add_blob<'a>(&self, source: impl Into<BlobSource<'a>>) -> Result<BlobRef, NetError> {
         let blobs = self.blobs()?;
         let source = source.into();
         let hash = self.handle.block_on(async move {
@@ -501,12 +513,7 @@ impl Net {
         let size = self
             .blob_size(&hash)?
             .ok_or(NetError::BlobMissing(hash.to_string()))?;
-        let r = BlobRef { hash, size };
-        let receipt = self
-            .node
-            .store
-            .append(NewEvent::application(topic, r.encode()))?;
-        Ok((receipt, r))
+        Ok(BlobRef { hash, size })
     }
 
     fn blobs(&self) -> Result<iroh_blobs::store::fs::FsStore, NetError> {

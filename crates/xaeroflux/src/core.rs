@@ -331,7 +331,7 @@ impl Core {
 
     // ------------------------------------------------------------------ sync
 
-    fn need_net(&self) -> Result<&Net, Error> {
+    pub(crate) fn need_net(&self) -> Result<&Net, Error> {
         self.net.as_ref().ok_or_else(|| {
             NetError::BackendMissing("open the core with_sync_backends(&[\"iroh\", ...])".into())
                 .into()
@@ -388,12 +388,22 @@ impl Core {
 
     /// Stores a large payload in the blob store and appends an event that
     /// references it (BLAKE3 hash and size); peers fetch it, verified.
+    ///
+    /// In a private topic the blob is encrypted first with a key of its
+    /// own, which travels in the sealed event that references it; the blob
+    /// store (this one, a relay's, a member's) holds only the ciphertext,
+    /// whose reference the returned [`BlobRef`] is. Read it back with
+    /// [`Core::read_event_blob`].
     pub fn append_blob<'a>(
         &self,
         topic: &Topic,
         source: impl Into<BlobSource<'a>>,
     ) -> Result<(Receipt, BlobRef), Error> {
-        Ok(self.need_net()?.append_blob(topic, source)?)
+        let net = self.need_net()?;
+        if let Some(t) = self.private_if_any(topic)? {
+            return self.append_private_blob(net, &t, topic, source.into());
+        }
+        Ok(net.append_blob(topic, source)?)
     }
 
     /// A blob's bytes once held whole (fetched and verified), else `None`.

@@ -84,6 +84,7 @@ mod events;
 pub mod json;
 mod private;
 mod private_api;
+mod private_blob;
 mod reads;
 
 pub use builder::{CoreBuilder, DEFAULT_TOPIC};

@@ -100,7 +100,7 @@ impl Core {
 
     /// The private topic `topic` is, registering a private name seen for
     /// the first time; `None` for a plain topic.
-    fn private_if_any(
+    pub(crate) fn private_if_any(
         &self,
         topic: &Topic,
     ) -> Result<Option<std::sync::Arc<crate::private::PrivateTopic>>, Error> {
