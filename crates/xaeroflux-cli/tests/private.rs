@@ -166,15 +166,9 @@ fn holds(hay: &[u8], marker: &str) -> bool {
 
 fn files_of(dir: &Path) -> Vec<u8> {
     let mut all = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(b) = std::fs::read(&p) {
-                all.extend_from_slice(&b);
-            }
+    for p in xaeroflux_testkit::files_under(dir) {
+        if let Ok(b) = std::fs::read(&p) {
+            all.extend_from_slice(&b);
         }
     }
     all

@@ -178,3 +178,28 @@ pub fn seed_from_env(var: &str) -> u64 {
     eprintln!("seed {seed} ({var}={seed} replays this run)");
     seed
 }
+
+/// Every file below `dir`, at any depth (what a scan for leaked bytes
+/// reads).
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("reading a test directory") {
+            let p = e.expect("a directory entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files
+}
+
+/// Whether any file below `dir` holds `needle`.
+pub fn files_hold(dir: &std::path::Path, needle: &[u8]) -> bool {
+    files_under(dir)
+        .iter()
+        .any(|p| std::fs::read(p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle)))
+}

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use xaeroflux::{Core, E2eError, Error, EventRef, Payload, Topic};
+use xaeroflux_testkit::files_hold;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -46,24 +47,6 @@ fn read_all(core: &Core, topic: &Topic) -> Vec<String> {
             })
         })
         .collect()
-}
-
-/// Whether any file under `dir` holds `needle`.
-fn files_hold(dir: &Path, needle: &[u8]) -> bool {
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(b) = std::fs::read(&p)
-                && b.windows(needle.len()).any(|w| w == needle)
-            {
-                return true;
-            }
-        }
-    }
-    false
 }
 
 #[test]

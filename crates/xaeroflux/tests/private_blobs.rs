@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use xaeroflux::{Core, NetMode, Payload, Topic};
+use xaeroflux_testkit::files_hold;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -26,24 +27,6 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// Whether any file under `dir` holds `needle`.
-fn files_hold(dir: &Path, needle: &[u8]) -> bool {
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(b) = std::fs::read(&p)
-                && b.windows(needle.len()).any(|w| w == needle)
-            {
-                return true;
-            }
-        }
-    }
-    false
 }
 
 /// The blob-referencing application events of `topic` as `core` reads
