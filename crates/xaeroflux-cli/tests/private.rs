@@ -65,6 +65,12 @@ fn create_add_list_append_and_read() {
     // The leaf covers the sealed bytes: dump shows them, not the text.
     let dump = xf_ok(&a, &["dump", "--topic", &name, "--json"]);
     assert!(!dump.contains(&hex::encode("hello members")), "{dump}");
+    // The text dump shows a member the plaintext.
+    let text = xf_ok(&a, &["dump", "--topic", &name]);
+    assert!(
+        text.lines().any(|l| l.ends_with("  hello members")),
+        "{text}"
+    );
     // Plain topics get --json too, without the private fields.
     xf_ok(&a, &["append", "--topic", "plain", "open text"]);
     let j = json_lines(&xf_ok(&a, &["cat", "--topic", "plain", "--json"]));

@@ -102,20 +102,30 @@ impl Shared {
     /// Refuses events that cannot be stored, before anything is written.
     pub fn check_events(&self, events: &[NewEvent]) -> Result<()> {
         let max = self.max_event_len();
+        // A batch is mostly one topic: its sealer is asked once.
+        let mut checked: Option<(TopicId, Arc<dyn crate::Sealer>)> = None;
         for ev in events {
             let len = if ev.is_encrypted() {
-                let Some(sealer) = self.sealers.get(&ev.topic().id()) else {
-                    return Err(StoreError::InvalidArgument(format!(
-                        "topic `{}` is private and this store holds no key to seal in it",
-                        ev.topic().name()
-                    )));
+                let id = ev.topic().id();
+                let sealer = match &checked {
+                    Some((t, s)) if *t == id => s.clone(),
+                    _ => {
+                        let Some(sealer) = self.sealers.get(&id) else {
+                            return Err(StoreError::InvalidArgument(format!(
+                                "topic `{}` is private and this store holds no key to seal in it",
+                                ev.topic().name()
+                            )));
+                        };
+                        sealer.check().map_err(|why| {
+                            StoreError::InvalidArgument(format!(
+                                "cannot seal in private topic `{}`: {why}",
+                                ev.topic().name()
+                            ))
+                        })?;
+                        checked = Some((id, sealer.clone()));
+                        sealer
+                    }
                 };
-                sealer.check().map_err(|why| {
-                    StoreError::InvalidArgument(format!(
-                        "cannot seal in private topic `{}`: {why}",
-                        ev.topic().name()
-                    ))
-                })?;
                 xaeroflux_types::EVENT_HEADER_LEN + sealer.sealed_len(ev.payload().len())
             } else {
                 ev.encoded_len()

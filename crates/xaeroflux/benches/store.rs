@@ -19,7 +19,7 @@ use heed::{Database, EnvOpenOptions};
 use xaeroflux::merkle::{MemoryTree, hash_leaf};
 use xaeroflux::{Core, Topic, verify_inclusion};
 
-use xaeroflux_testkit::{Latencies, bench_payload as payload, env_u64, rate, us};
+use xaeroflux_testkit::{Latencies, bench_payload as payload, env_u64, rate, sized_payload, us};
 
 const BATCH: usize = 1000;
 const PAYLOAD: usize = 100;
@@ -140,8 +140,24 @@ fn private(dir: &Path, n: u64) {
     let core = Core::builder().open(dir).unwrap();
     let plain = Topic::new("plain").unwrap();
     let sealed = core.create_private_topic(Some("bench")).unwrap().topic;
-    let (plain_rate, _) = appends(&core, &plain, n);
-    let (sealed_rate, _) = appends(&core, &sealed, n);
+    // Beside the plain appends, the same with payloads as long as the
+    // envelopes: what the size alone costs, without the cipher. Four
+    // rounds of n/4 events each, the order turning every round, so that
+    // neither the store's growth nor the machine's moods favour one.
+    let as_long = xaeroflux::e2e::sealed_len(PAYLOAD);
+    let long = Topic::new("plain-long").unwrap();
+    let kinds = [(&plain, PAYLOAD), (&sealed, PAYLOAD), (&long, as_long)];
+    let mut secs = [0f64; 3];
+    let per = (n / 4).max(1);
+    for round in 0..4 {
+        for k in 0..3 {
+            let which = (round + k) % 3;
+            let (topic, len) = kinds[which];
+            let (r, _) = appends_of(&core, topic, per, len);
+            secs[which] += per as f64 / r;
+        }
+    }
+    let [plain_rate, sealed_rate, long_rate] = secs.map(|s| 4.0 * per as f64 / s);
     println!(
         "
 private topic ({n} events of {PAYLOAD} bytes, batches of {BATCH}, durable)"
@@ -150,6 +166,10 @@ private topic ({n} events of {PAYLOAD} bytes, batches of {BATCH}, durable)"
     println!(
         "  sealed append_batch     {sealed_rate:>12.0}   ratio {:.2}x (target >= 0.85x)",
         sealed_rate / plain_rate
+    );
+    println!(
+        "  plain, {as_long}-byte payloads {long_rate:>11.0}   ratio {:.2}x (the envelope's length alone)",
+        long_rate / plain_rate
     );
     let read = |topic: &Topic| {
         let t = Instant::now();
@@ -164,8 +184,8 @@ private topic ({n} events of {PAYLOAD} bytes, batches of {BATCH}, durable)"
                 .expect("the controller reads its topic")
                 .len();
         }
-        assert_eq!(bytes as u64, n * PAYLOAD as u64);
-        rate(n, t.elapsed())
+        assert_eq!(bytes as u64, 4 * per * PAYLOAD as u64);
+        rate(4 * per, t.elapsed())
     };
     let (plain_scan, sealed_scan) = (read(&plain), read(&sealed));
     println!("  plain topic read        {plain_scan:>12.0} events/s");
@@ -203,12 +223,17 @@ private topic ({n} events of {PAYLOAD} bytes, batches of {BATCH}, durable)"
 
 /// Durable batched appends of `n` events to `topic`; the rate and the log.
 fn appends(core: &Core, topic: &Topic, n: u64) -> (f64, xaeroflux::LogId) {
+    appends_of(core, topic, n, PAYLOAD)
+}
+
+/// [`appends`] with payloads of `len` bytes.
+fn appends_of(core: &Core, topic: &Topic, n: u64, len: usize) -> (f64, xaeroflux::LogId) {
     let topic = topic.clone();
     let t = Instant::now();
     let mut i = 0u64;
     while i < n {
         let evs = (0..BATCH.min((n - i) as usize))
-            .map(|k| core.new_event_in(&topic, payload(i + k as u64)))
+            .map(|k| core.new_event_in(&topic, sized_payload(i + k as u64, len)))
             .collect::<Vec<_>>();
         i += evs.len() as u64;
         core.append_batch(evs).unwrap();

@@ -382,7 +382,8 @@ impl PrivateTopic {
         plaintext: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), Error> {
-        self.refresh_if_stale()?;
+        // `Sealer::check`, asked for each batch before the writer takes
+        // it, has refreshed the group if it was stale.
         let mut st = lock(&self.state);
         let TopicState {
             group,

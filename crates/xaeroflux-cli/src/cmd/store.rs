@@ -105,13 +105,23 @@ pub fn dump(db: &Path, log: &LogArg, json: bool, out: &mut impl Write) -> Result
         if json {
             json_line(out, &DumpOut::from(&ev))?;
         } else {
+            // A member sees a private topic's plaintext; the JSON keeps the
+            // sealed bytes the leaf hash covers.
+            let shown = match core.read_payload(&ev) {
+                Ok(Payload::Plain(p)) => String::from_utf8_lossy(p).into_owned(),
+                Ok(Payload::Decrypted(p)) => String::from_utf8_lossy(&p).into_owned(),
+                Ok(Payload::Encrypted { epoch, len }) => {
+                    format!("<encrypted: epoch {epoch}, {len} bytes>")
+                }
+                Err(e) => format!("<refused: {e}>"),
+            };
             writeln!(
                 out,
                 "{:>8}  {}  {:<11}  {}",
                 ev.seq(),
                 ev.timestamp_ms(),
                 ev.kind().as_str(),
-                String::from_utf8_lossy(ev.payload())
+                shown
             )?;
         }
     }
