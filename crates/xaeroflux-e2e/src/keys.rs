@@ -63,10 +63,32 @@ impl std::str::FromStr for MemberKey {
     }
 }
 
+/// Magic of a member key published in an `Identity` event.
+pub const MEMBER_KEY_MAGIC: &[u8; 4] = b"XFMA";
+/// Version of a published member key.
+pub const MEMBER_KEY_VERSION: u8 = 1;
+
 impl MemberKey {
     pub(crate) fn hpke(&self) -> Result<<Kem as hpke::Kem>::PublicKey> {
         <Kem as hpke::Kem>::PublicKey::from_bytes(&self.0)
             .map_err(|_| crate::error::malformed("member key", "not an X25519 public key"))
+    }
+
+    /// The payload of the `Identity` event that publishes this key in the
+    /// member's own log, signed with the log: magic `"XFMA"`, version 1,
+    /// the key (32 bytes).
+    pub fn announcement(&self) -> Vec<u8> {
+        crate::cat::<37>(&[MEMBER_KEY_MAGIC, &[MEMBER_KEY_VERSION], &self.0]).to_vec()
+    }
+
+    /// The key an announcement publishes, if the payload is one (of this
+    /// version).
+    pub fn from_announcement(payload: &[u8]) -> Option<Self> {
+        let b: &[u8; 37] = payload.try_into().ok()?;
+        if &b[..4] != MEMBER_KEY_MAGIC || b[4] != MEMBER_KEY_VERSION {
+            return None;
+        }
+        Some(Self(b[5..].try_into().ok()?))
     }
 }
 

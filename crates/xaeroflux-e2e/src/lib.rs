@@ -66,7 +66,7 @@ pub use error::{E2eError, Result};
 pub use group::{
     Applied, Created, Group, NAME_PREFIX, is_controller, name_binding, parse_topic_name, topic_name,
 };
-pub use keys::{EpochSecret, MemberKey, MemberSecret};
+pub use keys::{EpochSecret, MEMBER_KEY_MAGIC, MEMBER_KEY_VERSION, MemberKey, MemberSecret};
 pub use wrap::WRAP_LEN;
 
 /// The concatenation of `parts` into an array of exactly their length

@@ -91,7 +91,7 @@ pub use builder::{CoreBuilder, DEFAULT_TOPIC};
 pub use core::Core;
 pub use error::{Error, report};
 pub use events::Events;
-pub use private_api::{Member, Payload, PrivateTopicInfo};
+pub use private_api::{Member, Payload, PrivateTopicInfo, PublishedKey};
 pub use reads::{ReadEvent, ReadEvents};
 pub use xaeroflux_e2e as e2e;
 pub use xaeroflux_e2e::{E2eError, MemberKey};

@@ -1,7 +1,7 @@
 //! The private-topic calls of [`Core`].
 
 use xaeroflux_e2e::{E2eError, Group, MemberKey, parse_topic_name};
-use xaeroflux_store::{NewEvent, Receipt, Topic, TopicId};
+use xaeroflux_store::{EventKind, FLAG_ENCRYPTED, NewEvent, Receipt, Topic, TopicId};
 
 use crate::{Core, Error};
 
@@ -25,6 +25,17 @@ pub struct Member {
     pub member_key: MemberKey,
     /// The epoch it joined at.
     pub since_epoch: u64,
+}
+
+/// A member key an author published in its own log of a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishedKey {
+    /// The author whose signed log holds it.
+    pub author: [u8; 32],
+    /// The key.
+    pub member_key: MemberKey,
+    /// The seq of the event that published it.
+    pub seq: u64,
 }
 
 /// An event's payload as this store can read it.
@@ -216,6 +227,45 @@ impl Core {
                 })
                 .collect())
         })
+    }
+
+    /// Publishes this store's member key in an `Identity` event of its own
+    /// log in `topic`, signed with that log, so a controller that
+    /// replicates the topic learns the key from the member itself (see
+    /// [`Core::published_member_keys`]). The event is plain: the controller
+    /// reads it before it can add the member.
+    pub fn publish_member_key(&self, topic: &Topic) -> Result<Receipt, Error> {
+        let key = self.member_key()?;
+        Ok(self
+            .store
+            .append(NewEvent::identity(topic, key.announcement()))?)
+    }
+
+    /// The member keys published in `topic`, the latest of each author, in
+    /// author order: who asks to be added. It reads every log of the topic.
+    pub fn published_member_keys(&self, topic: &Topic) -> Result<Vec<PublishedKey>, Error> {
+        let mut out = Vec::new();
+        for info in self.store.topic_logs(&topic.id())? {
+            let mut latest = None;
+            for ev in self.store.iter_log(&info.log, 0)? {
+                let ev = ev?;
+                if ev.kind() != EventKind::Identity || ev.flags() & FLAG_ENCRYPTED != 0 {
+                    continue;
+                }
+                if let Some(k) = MemberKey::from_announcement(ev.payload()) {
+                    latest = Some((k, ev.seq()));
+                }
+            }
+            if let Some((member_key, seq)) = latest {
+                out.push(PublishedKey {
+                    author: info.log.author,
+                    member_key,
+                    seq,
+                });
+            }
+        }
+        out.sort_by_key(|p| p.author);
+        Ok(out)
     }
 
     /// The title of a private topic, when readable.

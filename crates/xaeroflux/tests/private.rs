@@ -362,3 +362,41 @@ fn read_topic_and_subscriptions_give_members_plaintext_across_epochs() {
     got.sort_by_key(|s| s[1..].parse::<u32>().unwrap());
     assert_eq!(got, want);
 }
+
+#[test]
+fn a_member_publishes_its_key_in_its_signed_log_and_the_controller_adds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (open(&dir.path().join("a")), open(&dir.path().join("b")));
+    let created = a.create_private_topic(None).unwrap();
+    let t = created.topic.clone();
+    b.private_topic(&created.name).unwrap();
+    // b is not a member yet; it can still publish its key (plain, signed).
+    let r = b.publish_member_key(&t).unwrap();
+    assert!(b.append(b.new_event_in(&t, "too early")).is_err());
+    sync_pair(&b, &a);
+    let asks = a.published_member_keys(&t).unwrap();
+    assert_eq!(asks.len(), 1);
+    assert_eq!(asks[0].author, b.author());
+    assert_eq!(asks[0].member_key, b.member_key().unwrap());
+    assert_eq!(asks[0].seq, r.seq);
+    // The controller adds what b published; b then reads and writes.
+    a.add_member(&t, &asks[0].member_key).unwrap();
+    a.append(a.new_event_in(&t, "welcome")).unwrap();
+    sync_pair(&a, &b);
+    assert_eq!(read_all(&b, &t), ["welcome"]);
+    // After a rotation, the latest published key is the one listed.
+    let new_key = b.rotate_member_key().unwrap();
+    b.publish_member_key(&t).unwrap();
+    sync_pair(&b, &a);
+    let asks = a.published_member_keys(&t).unwrap();
+    assert_eq!(asks.len(), 1);
+    assert_eq!(asks[0].member_key, new_key);
+    // A payload that merely looks alike is not an announcement.
+    let mut bad = new_key.announcement();
+    bad[4] = 2;
+    assert_eq!(xaeroflux::MemberKey::from_announcement(&bad), None);
+    assert_eq!(
+        xaeroflux::MemberKey::from_announcement(&new_key.announcement()),
+        Some(new_key)
+    );
+}
