@@ -29,7 +29,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{E2eError, Result, malformed};
 use crate::keys::{EpochSecret, random_array};
-use crate::xchacha;
+use crate::xchacha::{self, SubkeyCache};
 
 /// Version byte of the envelope.
 pub const ENVELOPE_VERSION: u8 = 1;
@@ -131,16 +131,22 @@ pub(crate) fn cipher(key: &[u8; 32]) -> XChaCha20Poly1305 {
     XChaCha20Poly1305::new(key.into())
 }
 
-/// Random nonces drawn from the operating system a few hundred at a time,
-/// so a sealed append costs no system call of its own. Keep one per
-/// writer (not shared across a `fork`: a forked child would draw the
-/// parent's buffered nonces again).
+/// The nonces a writer seals with: 24 bytes each, the first 16 random and
+/// shared by a run of up to [`NONCE_RUN`] nonces, the last 8 counting up
+/// from a random start. Unique as random 24-byte nonces are (a run's
+/// prefix alone is 128 fresh random bits; within a run the counter never
+/// repeats), and a run costs one `getrandom` call and one HChaCha20 subkey
+/// instead of one each. Keep one per writer (not across a `fork`: a forked
+/// child would continue the parent's run).
 pub struct Nonces {
-    buf: Box<[u8; NONCE_BATCH * 24]>,
-    next: usize,
+    prefix: [u8; 16],
+    counter: u64,
+    left: u32,
+    subkeys: SubkeyCache,
 }
 
-const NONCE_BATCH: usize = 170;
+/// Nonces drawn with one random prefix, at most.
+pub const NONCE_RUN: u32 = 1 << 16;
 
 impl Default for Nonces {
     fn default() -> Self {
@@ -150,35 +156,36 @@ impl Default for Nonces {
 
 impl std::fmt::Debug for Nonces {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Nonces({} left)", NONCE_BATCH - self.next)
+        write!(f, "Nonces({} left in this run)", self.left)
     }
 }
 
 impl Nonces {
-    /// An empty source; the first draw fills it.
+    /// An empty source; the first draw starts a run.
     pub fn new() -> Self {
         Self {
-            buf: Box::new([0u8; NONCE_BATCH * 24]),
-            next: NONCE_BATCH,
+            prefix: [0; 16],
+            counter: 0,
+            left: 0,
+            subkeys: SubkeyCache::default(),
         }
     }
 
-    /// A fresh random nonce: never handed out twice.
+    /// A fresh nonce: never handed out twice.
     pub fn draw(&mut self) -> Result<[u8; 24]> {
-        if self.next >= NONCE_BATCH {
-            crate::keys::random(&mut self.buf[..])?;
-            self.next = 0;
+        if self.left == 0 {
+            let fresh: [u8; 24] = random_array()?;
+            let (prefix, start) = fresh
+                .split_first_chunk::<16>()
+                .ok_or_else(|| malformed("nonce", "short"))?;
+            self.prefix = *prefix;
+            self.counter =
+                u64::from_le_bytes(start.try_into().map_err(|_| malformed("nonce", "short"))?);
+            self.left = NONCE_RUN;
         }
-        let i = self.next * 24;
-        let mut n = [0u8; 24];
-        let src = self
-            .buf
-            .get_mut(i..i + 24)
-            .ok_or_else(|| malformed("nonce buffer", "out of range"))?;
-        n.copy_from_slice(src);
-        // A drawn nonce is not left behind to be read again.
-        src.fill(0);
-        self.next += 1;
+        let n = crate::cat(&[&self.prefix, &self.counter.to_le_bytes()]);
+        self.counter = self.counter.wrapping_add(1);
+        self.left -= 1;
         Ok(n)
     }
 }
@@ -212,7 +219,8 @@ impl ContentKey {
         nonces: &mut Nonces,
         out: &mut Vec<u8>,
     ) -> Result<()> {
-        self.seal_nonce_into(place, plaintext, nonces.draw()?, out)
+        let nonce = nonces.draw()?;
+        self.seal_nonce_into(place, plaintext, nonce, out, Some(&mut nonces.subkeys))
     }
 
     /// Seals with a given nonce: for known-answer tests only; a nonce must
@@ -225,7 +233,7 @@ impl ContentKey {
         nonce: [u8; 24],
     ) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(sealed_len(plaintext.len()));
-        self.seal_nonce_into(place, plaintext, nonce, &mut out)?;
+        self.seal_nonce_into(place, plaintext, nonce, &mut out, None)?;
         Ok(out)
     }
 
@@ -235,6 +243,7 @@ impl ContentKey {
         plaintext: &[u8],
         nonce: [u8; 24],
         out: &mut Vec<u8>,
+        subkeys: Option<&mut SubkeyCache>,
     ) -> Result<()> {
         let padded_len = padme(plaintext.len() + 1);
         out.clear();
@@ -249,7 +258,11 @@ impl ContentKey {
         let body = out
             .get_mut(ENVELOPE_HEADER_LEN..)
             .ok_or_else(|| malformed("envelope", "shorter than its header"))?;
-        let Some(tag) = xchacha::seal_in_place(&self.key, &nonce, &aad, body) else {
+        let tag = match subkeys {
+            Some(c) => xchacha::seal_cached(c, &self.key, &nonce, &aad, body),
+            None => xchacha::seal_in_place(&self.key, &nonce, &aad, body),
+        };
+        let Some(tag) = tag else {
             // Never leave plaintext in the buffer.
             out.fill(0);
             out.clear();
@@ -261,8 +274,22 @@ impl ContentKey {
 
     /// Opens an envelope sealed for `place`.
     pub fn open(&self, place: &Place, envelope: &[u8]) -> Result<Vec<u8>> {
+        self.open_cached(place, envelope, &mut SubkeyCache::default())
+    }
+
+    /// [`ContentKey::open`] keeping the last subkey in `cache`: a reader of
+    /// many events from one writer computes HChaCha20 once per run of
+    /// nonces.
+    pub fn open_cached(
+        &self,
+        place: &Place,
+        envelope: &[u8],
+        cache: &mut SubkeyCache,
+    ) -> Result<Vec<u8>> {
         let mut buf = Zeroizing::new(Vec::new());
-        let len = self.open_into(place, envelope, &mut buf)?.len();
+        let len = self
+            .open_into_cached(place, envelope, &mut buf, cache)?
+            .len();
         let mut out = std::mem::take(&mut *buf);
         out.truncate(len);
         Ok(out)
@@ -276,6 +303,16 @@ impl ContentKey {
         place: &Place,
         envelope: &[u8],
         buf: &'b mut Vec<u8>,
+    ) -> Result<&'b [u8]> {
+        self.open_into_cached(place, envelope, buf, &mut SubkeyCache::default())
+    }
+
+    fn open_into_cached<'b>(
+        &self,
+        place: &Place,
+        envelope: &[u8],
+        buf: &'b mut Vec<u8>,
+        cache: &mut SubkeyCache,
     ) -> Result<&'b [u8]> {
         let header = check_envelope(envelope)?;
         if header.epoch != self.epoch {
@@ -293,7 +330,7 @@ impl ContentKey {
         let aad = aad(place, self.epoch);
         buf.clear();
         buf.extend_from_slice(body);
-        let padded = xchacha::open_in_place(&self.key, &nonce, &aad, buf)
+        let padded = xchacha::open_cached(cache, &self.key, &nonce, &aad, buf)
             .ok_or(E2eError::Refused { what: "envelope" })?;
         let len = unpad(padded)?;
         buf.truncate(len);

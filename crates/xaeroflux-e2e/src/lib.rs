@@ -68,6 +68,7 @@ pub use group::{
 };
 pub use keys::{EpochSecret, MEMBER_KEY_MAGIC, MEMBER_KEY_VERSION, MemberKey, MemberSecret};
 pub use wrap::WRAP_LEN;
+pub use xchacha::SubkeyCache;
 
 /// The concatenation of `parts` into an array of exactly their length
 /// (the callers' lengths are constants; a mismatch leaves zeros, and the

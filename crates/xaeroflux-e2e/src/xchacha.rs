@@ -12,7 +12,7 @@
 //! changes use.
 
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 /// The tag's length.
 pub(crate) const TAG: usize = 16;
@@ -27,6 +27,66 @@ fn subkey(key: &[u8; 32], nonce: &[u8; 24]) -> Option<(LessSafeKey, Nonce)> {
     let mut n = [0u8; 12];
     n.get_mut(4..)?.copy_from_slice(tail);
     Some((LessSafeKey::new(unbound), Nonce::assume_unique_for_key(n)))
+}
+
+fn ietf_nonce(tail: &[u8]) -> Option<Nonce> {
+    let mut n = [0u8; 12];
+    n.get_mut(4..)?.copy_from_slice(tail.get(..8)?);
+    Some(Nonce::assume_unique_for_key(n))
+}
+
+/// The HChaCha20 subkey of the last key and nonce prefix seen: envelopes
+/// whose nonces share their first 16 bytes (as the ones a [`crate::Nonces`]
+/// draws do, for a while) cost one HChaCha20 for the run, not one each.
+#[derive(Default)]
+pub struct SubkeyCache {
+    last: Option<(Zeroizing<[u8; 32]>, [u8; 16], LessSafeKey)>,
+}
+
+impl std::fmt::Debug for SubkeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SubkeyCache(..)")
+    }
+}
+
+impl SubkeyCache {
+    fn get(&mut self, key: &[u8; 32], prefix: &[u8; 16]) -> Option<&LessSafeKey> {
+        let hit = matches!(&self.last, Some((k, p, _)) if **k == *key && p == prefix);
+        if !hit {
+            let (sub, _) = subkey(key, &crate::cat::<24>(&[prefix, &[0u8; 8]]))?;
+            self.last = Some((Zeroizing::new(*key), *prefix, sub));
+        }
+        self.last.as_ref().map(|(_, _, k)| k)
+    }
+}
+
+/// [`seal_in_place`] with the subkey from `cache`.
+pub(crate) fn seal_cached(
+    cache: &mut SubkeyCache,
+    key: &[u8; 32],
+    nonce: &[u8; 24],
+    aad: &[u8],
+    buf: &mut [u8],
+) -> Option<[u8; TAG]> {
+    let (head, tail) = nonce.split_first_chunk::<16>()?;
+    let k = cache.get(key, head)?;
+    let tag = k
+        .seal_in_place_separate_tag(ietf_nonce(tail)?, Aad::from(aad), buf)
+        .ok()?;
+    tag.as_ref().try_into().ok()
+}
+
+/// [`open_in_place`] with the subkey from `cache`.
+pub(crate) fn open_cached<'a>(
+    cache: &mut SubkeyCache,
+    key: &[u8; 32],
+    nonce: &[u8; 24],
+    aad: &[u8],
+    buf: &'a mut [u8],
+) -> Option<&'a mut [u8]> {
+    let (head, tail) = nonce.split_first_chunk::<16>()?;
+    let k = cache.get(key, head)?;
+    k.open_in_place(ietf_nonce(tail)?, Aad::from(aad), buf).ok()
 }
 
 /// Encrypts `buf` in place and returns the tag; `None` only if the
@@ -114,6 +174,20 @@ mod tests {
             prop_assert_eq!(&ours, &reference);
             let opened = open_in_place(&key, &nonce, &aad, &mut ours.clone()).map(|p| p.to_vec());
             prop_assert_eq!(opened.as_deref(), Some(&msg[..]));
+            // The cached subkey gives the same bytes, for a run of nonces
+            // sharing a prefix and after another key came between.
+            let mut cache = SubkeyCache::default();
+            let mut other = msg.clone();
+            seal_cached(&mut cache, &[1u8; 32], &nonce, &aad, &mut other).unwrap();
+            for _ in 0..2 {
+                let mut again = msg.clone();
+                let t = seal_cached(&mut cache, &key, &nonce, &aad, &mut again).unwrap();
+                prop_assert_eq!(&again, &buf);
+                prop_assert_eq!(t, tag);
+                again.extend_from_slice(&t);
+                let o = open_cached(&mut cache, &key, &nonce, &aad, &mut again).map(|p| p.to_vec());
+                prop_assert_eq!(o.as_deref(), Some(&msg[..]));
+            }
             // Any flipped bit of ciphertext or tag is refused.
             let i = flip % ours.len();
             ours[i] ^= 1 << (flip % 8);

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use xaeroflux_e2e::Place;
-use xaeroflux_e2e::{ContentKey, check_envelope};
+use xaeroflux_e2e::{ContentKey, SubkeyCache, check_envelope};
 use xaeroflux_store::{Event, EventRef, FLAG_ENCRYPTED, Topic, TopicId};
 
 use crate::private::PrivateTopic;
@@ -23,6 +23,8 @@ struct Opener {
     topics: HashMap<TopicId, Option<Arc<PrivateTopic>>>,
     keys: HashMap<Slot, ContentKey>,
     last: Option<(Slot, ContentKey)>,
+    /// The HChaCha20 subkey of the last run of nonces.
+    subkeys: SubkeyCache,
 }
 
 /// A content key's place: topic, epoch, author.
@@ -48,7 +50,11 @@ impl Opener {
         if let Some((last, key)) = &self.last
             && *last == slot
         {
-            return Ok(Payload::Decrypted(key.open(place, payload)?));
+            return Ok(Payload::Decrypted(key.open_cached(
+                place,
+                payload,
+                &mut self.subkeys,
+            )?));
         }
         if !self.keys.contains_key(&slot) {
             let topic = self
@@ -70,7 +76,11 @@ impl Opener {
         match self.keys.get(&slot) {
             Some(key) => {
                 self.last = Some((slot, key.clone()));
-                Ok(Payload::Decrypted(key.open(place, payload)?))
+                Ok(Payload::Decrypted(key.open_cached(
+                    place,
+                    payload,
+                    &mut self.subkeys,
+                )?))
             }
             None => Ok(encrypted),
         }

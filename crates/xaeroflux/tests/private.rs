@@ -400,3 +400,49 @@ fn a_member_publishes_its_key_in_its_signed_log_and_the_controller_adds_it() {
         Some(new_key)
     );
 }
+
+#[test]
+fn a_mixed_batch_over_two_private_topics_and_a_plain_one_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path());
+    let t1 = a.create_private_topic(None).unwrap().topic;
+    let t2 = a.create_private_topic(None).unwrap().topic;
+    let plain = Topic::new("plain").unwrap();
+    // Some events first, so the batch starts mid-log.
+    a.append(a.new_event_in(&t1, "before")).unwrap();
+    for round in 0..3 {
+        let batch: Vec<_> = (0..300)
+            .map(|i| {
+                let topic = [&t1, &plain, &t2][i % 3];
+                a.new_event_in(topic, format!("{round}-{i}"))
+            })
+            .collect();
+        a.append_batch(batch).unwrap();
+    }
+    let want = |k: usize| -> Vec<String> {
+        (0..3)
+            .flat_map(|round| {
+                (0..300)
+                    .filter(move |i| i % 3 == k)
+                    .map(move |i| format!("{round}-{i}"))
+            })
+            .collect()
+    };
+    let mut w1 = vec!["before".to_string()];
+    w1.extend(want(0));
+    assert_eq!(read_all(&a, &t1), w1);
+    assert_eq!(
+        read_all(&a, &plain),
+        want(1)
+            .into_iter()
+            .map(|s| format!("plain:{s}"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(read_all(&a, &t2), want(2));
+    // Reopened, the same.
+    a.close().unwrap();
+    let a = open(dir.path());
+    assert_eq!(read_all(&a, &t2), want(2));
+    let report = a.verify().unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+}
