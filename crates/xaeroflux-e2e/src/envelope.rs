@@ -295,18 +295,8 @@ impl ContentKey {
         Ok(out)
     }
 
-    /// Opens an envelope sealed for `place` into `buf` (reused: it holds
-    /// the padded plaintext after), and returns the plaintext, a prefix of
-    /// `buf`.
-    pub fn open_into<'b>(
-        &self,
-        place: &Place,
-        envelope: &[u8],
-        buf: &'b mut Vec<u8>,
-    ) -> Result<&'b [u8]> {
-        self.open_into_cached(place, envelope, buf, &mut SubkeyCache::default())
-    }
-
+    /// Opens into `buf` (which then holds the padded plaintext) and returns
+    /// the plaintext, a prefix of it.
     fn open_into_cached<'b>(
         &self,
         place: &Place,

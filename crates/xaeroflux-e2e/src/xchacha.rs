@@ -17,16 +17,14 @@ use zeroize::{Zeroize, Zeroizing};
 /// The tag's length.
 pub(crate) const TAG: usize = 16;
 
-fn subkey(key: &[u8; 32], nonce: &[u8; 24]) -> Option<(LessSafeKey, Nonce)> {
-    let (head, tail) = nonce.split_first_chunk::<16>()?;
-    let mut sub = chacha20::hchacha::<chacha20::R20>(&(*key).into(), &(*head).into());
+/// ChaCha20-Poly1305 under the HChaCha20 subkey of `key` and a nonce's
+/// first 16 bytes.
+fn subkey(key: &[u8; 32], prefix: &[u8; 16]) -> Option<LessSafeKey> {
+    let mut sub = chacha20::hchacha::<chacha20::R20>(&(*key).into(), &(*prefix).into());
     let unbound = UnboundKey::new(&CHACHA20_POLY1305, sub.as_slice()).ok();
     // ring copies the key; the subkey is not left on the stack.
     sub.as_mut_slice().zeroize();
-    let unbound = unbound?;
-    let mut n = [0u8; 12];
-    n.get_mut(4..)?.copy_from_slice(tail);
-    Some((LessSafeKey::new(unbound), Nonce::assume_unique_for_key(n)))
+    Some(LessSafeKey::new(unbound?))
 }
 
 fn ietf_nonce(tail: &[u8]) -> Option<Nonce> {
@@ -53,7 +51,7 @@ impl SubkeyCache {
     fn get(&mut self, key: &[u8; 32], prefix: &[u8; 16]) -> Option<&LessSafeKey> {
         let hit = matches!(&self.last, Some((k, p, _)) if **k == *key && p == prefix);
         if !hit {
-            let (sub, _) = subkey(key, &crate::cat::<24>(&[prefix, &[0u8; 8]]))?;
+            let sub = subkey(key, prefix)?;
             self.last = Some((Zeroizing::new(*key), *prefix, sub));
         }
         self.last.as_ref().map(|(_, _, k)| k)
@@ -97,9 +95,7 @@ pub(crate) fn seal_in_place(
     aad: &[u8],
     buf: &mut [u8],
 ) -> Option<[u8; TAG]> {
-    let (k, n) = subkey(key, nonce)?;
-    let tag = k.seal_in_place_separate_tag(n, Aad::from(aad), buf).ok()?;
-    tag.as_ref().try_into().ok()
+    seal_cached(&mut SubkeyCache::default(), key, nonce, aad, buf)
 }
 
 /// Decrypts `buf` (ciphertext then tag) in place; the plaintext, or
@@ -110,8 +106,7 @@ pub(crate) fn open_in_place<'a>(
     aad: &[u8],
     buf: &'a mut [u8],
 ) -> Option<&'a mut [u8]> {
-    let (k, n) = subkey(key, nonce)?;
-    k.open_in_place(n, Aad::from(aad), buf).ok()
+    open_cached(&mut SubkeyCache::default(), key, nonce, aad, buf)
 }
 
 #[cfg(test)]
