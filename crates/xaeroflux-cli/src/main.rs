@@ -82,10 +82,15 @@ fn run(cli: Cli) -> Result<()> {
         Some(d) => d,
         None => default_db()?,
     };
+    let db = db.as_path();
+    // A node prints from a thread of its own, so stdout is not locked here.
+    let cmd = match cli.cmd {
+        Cmd::Node(a) => return cmd::node::node(db, a),
+        other => other,
+    };
     let out = std::io::stdout();
     let mut out = BufWriter::new(out.lock());
-    let db = db.as_path();
-    match cli.cmd {
+    match cmd {
         Cmd::Demo => return demo::run(),
         Cmd::Init => cmd::store::init(db, &mut out)?,
         Cmd::Id {
@@ -100,7 +105,7 @@ fn run(cli: Cli) -> Result<()> {
             change,
         } => cmd::private::members(db, topic, json, change, &mut out)?,
         Cmd::Append(a) => cmd::append::append(db, a, &mut out)?,
-        Cmd::Node(a) => cmd::node::node(db, a, &mut out)?,
+        Cmd::Node(_) => unreachable!("handled above"),
         Cmd::Logs { json } => cmd::store::logs(db, json, &mut out)?,
         Cmd::Dump { log, json } => cmd::store::dump(db, &log, json, &mut out)?,
         Cmd::Cat {

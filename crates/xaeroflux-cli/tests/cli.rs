@@ -605,6 +605,42 @@ fn nodes_sync_and_take_appends_from_other_processes() {
     assert!(String::from_utf8_lossy(&r.stderr).contains("locked"));
 }
 
+/// `xf node` closes cleanly on SIGTERM and on SIGINT: exit status 0, its
+/// socket for other processes' appends removed, the store closed so the
+/// next command opens it for writing at once, and every append kept.
+#[test]
+fn xf_node_closes_cleanly_on_sigterm_and_sigint() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    for (signal, name) in [(libc::SIGTERM, "SIGTERM"), (libc::SIGINT, "SIGINT")] {
+        let (mut node, _ticket) = NodeProc::start(&db, &[]);
+        // An append handed over to the running node while it runs.
+        xf_ok(&db, &["append", "--topic", "chat", name]);
+        assert!(db.join("node.sock").exists());
+        let pid = node.child.id() as libc::pid_t;
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = node.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "xf node ignored {name}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert!(status.success(), "{name}: {status:?}");
+        assert!(
+            !db.join("node.sock").exists(),
+            "{name}: node.sock left behind"
+        );
+        let cat = xf_ok(&db, &["cat", "--topic", "chat"]);
+        assert!(cat.contains(name), "{name}: {cat}");
+        xf_ok(&db, &["verify"]);
+    }
+}
+
 /// A disk that fills up: the append that fails says why in the OS's own
 /// words, everything acknowledged before stays, and the store verifies.
 /// Needs a small tmpfs (root, or a user namespace that may mount); skipped

@@ -114,18 +114,6 @@ fn node(dir: &std::path::Path, backends: &[&str]) -> (Arc<Store>, Net) {
     (store, net)
 }
 
-fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// The child: one node with every backend, joined to a topic, at rest.
 fn idle_node() {
     let dir = tempfile::tempdir().unwrap();
@@ -139,8 +127,8 @@ fn idle_node() {
     std::thread::sleep(Duration::from_secs(12));
     println!(
         "idle {} {} {}",
-        status_kib("VmRSS:"),
-        status_kib("VmHWM:"),
+        xaeroflux_testkit::status_kib("VmRSS:"),
+        xaeroflux_testkit::status_kib("VmHWM:"),
         xaeroflux_testkit::os_threads().unwrap_or(0)
     );
     net.shutdown();

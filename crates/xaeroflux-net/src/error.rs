@@ -75,6 +75,10 @@ pub enum NetError {
     /// The network layer has been shut down.
     #[error("the network layer has shut down")]
     Closed,
+    /// The network is paused (`Core::pause`): no sockets are open until
+    /// it is resumed.
+    #[error("the network is paused; resume it first")]
+    Paused,
     /// The running node refused a request handed to it (its reason).
     #[error("the node refused: {0}")]
     Refused(String),

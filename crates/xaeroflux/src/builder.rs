@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use xaeroflux_net::{Backend, Backends, Net, NetConfig, NetMode};
+use xaeroflux_net::{Backend, Backends, NetConfig, NetMode};
 use xaeroflux_store::{Durability, Store, StoreOptions, Topic};
 
 use crate::{Core, Error};
@@ -140,7 +140,7 @@ impl CoreBuilder {
             if let Some(i) = self.sync_interval {
                 config = config.with_sync_interval(i);
             }
-            Some(Net::start(store.clone(), config)?)
+            Some(crate::netslot::NetSlot::start(store.clone(), config)?)
         } else {
             None
         };

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use xaeroflux_merkle::{Hash, SignedCheckpoint};
 use xaeroflux_net::{BlobHash, BlobRef, BlobSource, Net, NetError, Peer};
+
+use crate::netslot::NetSlot;
 use xaeroflux_store::{
     BatchReceipt, ConsistencyProof, ForkProof, InclusionProof, LogHead, LogId, LogInfo, NewEvent,
     PendingAppend, Receipt, Stats, Store, StoreOptions, Subscription, Topic, TopicId, VerifyReport,
@@ -43,7 +45,7 @@ use crate::{CoreBuilder, Error, Events};
 #[derive(Debug)]
 pub struct Core {
     pub(crate) store: Arc<Store>,
-    net: Option<Net>,
+    net: Option<NetSlot>,
     default_topic: Topic,
     pub(crate) private: crate::private::Private,
 }
@@ -51,7 +53,7 @@ pub struct Core {
 impl Core {
     pub(crate) fn new(
         store: Arc<Store>,
-        net: Option<Net>,
+        net: Option<NetSlot>,
         default_topic: Topic,
         private: crate::private::Private,
     ) -> Self {
@@ -331,21 +333,51 @@ impl Core {
 
     // ------------------------------------------------------------------ sync
 
-    pub(crate) fn need_net(&self) -> Result<&Net, Error> {
+    fn slot(&self) -> Result<&NetSlot, Error> {
         self.net.as_ref().ok_or_else(|| {
             NetError::BackendMissing("open the core with_sync_backends(&[\"iroh\", ...])".into())
                 .into()
         })
     }
 
+    /// Runs `f` on the network layer: an error when the core was opened
+    /// without sync backends or is paused.
+    pub(crate) fn with_net<T>(&self, f: impl FnOnce(&Net) -> Result<T, Error>) -> Result<T, Error> {
+        self.slot()?.with(f)
+    }
+
+    /// Closes the network layer: no socket, no timer and no thread of it
+    /// stays, so a phone can suspend the application. Appends, reads,
+    /// proofs and subscriptions go on; [`Core::join`] is remembered for
+    /// [`Core::resume`]; what needs the network (tickets, blobs,
+    /// [`Core::sync_with`]) is refused with [`NetError::Paused`] until then.
+    /// Pausing a paused core does nothing; calls in flight finish first.
+    pub fn pause(&self) -> Result<(), Error> {
+        self.slot()?.pause();
+        Ok(())
+    }
+
+    /// Reconnects after [`Core::pause`]: binds again (on the same address
+    /// when it is still free, so tickets given out stay good), joins every
+    /// topic joined before with its peers, and syncs with them, which
+    /// catches up on what was appended on either side meanwhile.
+    pub fn resume(&self) -> Result<(), Error> {
+        self.slot()?.resume()
+    }
+
+    /// Whether the network layer is paused.
+    pub fn is_paused(&self) -> bool {
+        self.net.as_ref().is_some_and(NetSlot::is_paused)
+    }
+
     /// This node's address as an iroh ticket, for peers to dial.
     pub fn node_ticket(&self) -> Result<String, Error> {
-        Ok(self.need_net()?.ticket())
+        self.with_net(|n| Ok(n.ticket()))
     }
 
     /// This node's endpoint id, stable across restarts.
     pub fn endpoint_id(&self) -> Result<String, Error> {
-        Ok(self.need_net()?.endpoint_id())
+        self.with_net(|n| Ok(n.endpoint_id()))
     }
 
     /// Joins `topic` with `peers` (iroh tickets, `ID@IP:PORT`, or endpoint
@@ -357,14 +389,14 @@ impl Core {
             self.private.register(&self.store, topic.name(), true)?;
         }
         let peers = parse_peers(peers)?;
-        Ok(self.need_net()?.join(topic, &peers)?)
+        self.slot()?.join(topic, &peers)
     }
 
     /// Runs one XSP session with `peer` over iroh now, over every joined
     /// topic, and returns what moved.
     pub fn sync_with(&self, peer: &str) -> Result<Outcome, Error> {
         let peer: Peer = peer.parse()?;
-        Ok(self.need_net()?.sync_with(&peer)?)
+        self.with_net(|n| Ok(n.sync_with(&peer)?))
     }
 
     /// Runs one XSP session over a TCP connection (either end: the side
@@ -399,21 +431,22 @@ impl Core {
         topic: &Topic,
         source: impl Into<BlobSource<'a>>,
     ) -> Result<(Receipt, BlobRef), Error> {
-        let net = self.need_net()?;
-        if let Some(t) = self.private_if_any(topic)? {
-            return self.append_private_blob(net, &t, topic, source.into());
-        }
-        Ok(net.append_blob(topic, source)?)
+        let private = self.private_if_any(topic)?;
+        let source = source.into();
+        self.with_net(|net| match &private {
+            Some(t) => self.append_private_blob(net, t, topic, source),
+            None => Ok(net.append_blob(topic, source)?),
+        })
     }
 
     /// A blob's bytes once held whole (fetched and verified), else `None`.
     pub fn read_blob(&self, hash: &BlobHash) -> Result<Option<Vec<u8>>, Error> {
-        Ok(self.need_net()?.read_blob(hash)?)
+        self.with_net(|n| Ok(n.read_blob(hash)?))
     }
 
     /// Waits, at most `timeout`, until a blob is held whole.
     pub fn wait_for_blob(&self, hash: &BlobHash, timeout: Duration) -> Result<bool, Error> {
-        Ok(self.need_net()?.wait_for_blob(hash, timeout)?)
+        self.with_net(|n| Ok(n.wait_for_blob(hash, timeout)?))
     }
 
     /// Stops the sync backends, commits what is queued, syncs and closes
@@ -422,7 +455,7 @@ impl Core {
     /// holds still keeps the store open.
     pub fn close(mut self) -> Result<(), Error> {
         if let Some(net) = self.net.take() {
-            net.shutdown();
+            net.pause();
         }
         let store = self.store.clone();
         drop(self);
@@ -446,7 +479,7 @@ fn parse_peers<S: AsRef<str>>(peers: &[S]) -> Result<Vec<Peer>, Error> {
 impl Drop for Core {
     fn drop(&mut self) {
         if let Some(net) = self.net.take() {
-            net.shutdown();
+            net.pause();
         }
     }
 }

@@ -82,6 +82,7 @@ mod error;
 mod events;
 #[cfg(feature = "serde")]
 pub mod json;
+mod netslot;
 mod private;
 mod private_api;
 mod private_blob;

@@ -134,7 +134,10 @@ impl Core {
     /// store can read, or the blob has not arrived yet; an encrypted blob
     /// that does not open is an error.
     pub fn read_event_blob(&self, ev: &ReadEvent<'_>) -> Result<Option<Vec<u8>>, Error> {
-        let net = self.need_net()?;
+        self.with_net(|net| self.read_event_blob_on(net, ev))
+    }
+
+    fn read_event_blob_on(&self, net: &Net, ev: &ReadEvent<'_>) -> Result<Option<Vec<u8>>, Error> {
         match &ev.payload {
             Payload::Plain(p) => match BlobRef::decode(p) {
                 Some(r) => Ok(net.read_blob(&r.hash)?),

@@ -9,7 +9,10 @@ use xaeroflux::{Core, Filter, NetMode, SYNC_TOPIC, Since, Topic};
 
 use crate::cli::NodeArgs;
 
-pub fn node(db: &Path, a: NodeArgs, out: &mut impl Write) -> Result<()> {
+pub fn node(db: &Path, a: NodeArgs) -> Result<()> {
+    // Before any thread starts, so every thread inherits the mask and the
+    // signals wait for `sigwait` below instead of killing the process.
+    let signals = stop_signals::block()?;
     let mut builder = Core::builder()
         .with_sync_backends(&a.backends)
         .with_sync_interval(Duration::from_secs(a.sync_interval.max(1)));
@@ -22,17 +25,89 @@ pub fn node(db: &Path, a: NodeArgs, out: &mut impl Write) -> Result<()> {
     // Listen before joining, so no sync event is missed.
     let sync_topic = Topic::new(SYNC_TOPIC)?;
     let mut events = core.subscribe(Filter::topic(&sync_topic), Since::Now)?;
-    writeln!(out, "node {}", core.node_ticket()?)?;
-    out.flush()?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "node {}", core.node_ticket()?)?;
+        out.flush()?;
+    }
     for t in &a.topics {
         core.join(&Topic::new(t)?, &a.peers)?;
     }
-    while let Some(ev) = events.recv() {
-        out.write_all(&ev?.payload)?;
-        out.write_all(b"\n")?;
-        out.flush()?;
+    std::thread::scope(|scope| -> Result<()> {
+        // The sync events are printed on a thread of their own; this one
+        // sleeps until SIGINT or SIGTERM (no timer, no wake-up), then
+        // closes the node, which ends the events' stream.
+        let printer = scope.spawn(move || -> Result<()> {
+            let mut out = std::io::stdout().lock();
+            while let Some(ev) = events.recv() {
+                out.write_all(&ev?.payload)?;
+                out.write_all(b"\n")?;
+                out.flush()?;
+            }
+            Ok(())
+        });
+        let signal = stop_signals::wait(&signals)?;
+        eprintln!("xf node: {signal}, closing");
+        let closed = core.close();
+        let printed = printer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the printing thread panicked"))?;
+        closed?;
+        printed
+    })
+}
+
+/// SIGINT and SIGTERM, taken synchronously with `sigwait`.
+#[cfg(unix)]
+mod stop_signals {
+    use anyhow::{Result, bail};
+
+    /// Blocks SIGINT and SIGTERM in the calling thread (and so in every
+    /// thread it starts from now on); returns the set to wait on.
+    pub fn block() -> Result<libc::sigset_t> {
+        // SAFETY: sigset_t is plain data, initialised by sigemptyset.
+        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `set` is a valid sigset_t; the signal numbers are valid.
+        let rc = unsafe {
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut())
+        };
+        if rc != 0 {
+            bail!("could not block SIGINT and SIGTERM (error {rc})");
+        }
+        Ok(set)
     }
-    drop(events);
-    core.close()?;
-    Ok(())
+
+    /// Waits for one of the signals in `set`; names it.
+    pub fn wait(set: &libc::sigset_t) -> Result<&'static str> {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: `set` is a valid, initialised sigset_t and `sig` writable.
+        let rc = unsafe { libc::sigwait(set, &mut sig) };
+        if rc != 0 {
+            bail!("sigwait failed (error {rc})");
+        }
+        Ok(if sig == libc::SIGINT {
+            "SIGINT"
+        } else {
+            "SIGTERM"
+        })
+    }
+}
+
+/// Without POSIX signals the node runs until the process is stopped.
+#[cfg(not(unix))]
+mod stop_signals {
+    use anyhow::Result;
+
+    pub fn block() -> Result<()> {
+        Ok(())
+    }
+
+    pub fn wait(_: &()) -> Result<&'static str> {
+        loop {
+            std::thread::park();
+        }
+    }
 }

@@ -12,6 +12,7 @@
 
 mod accept;
 mod blobs;
+mod blobstore;
 mod gossip;
 #[cfg(unix)]
 mod handoff;
@@ -145,11 +146,7 @@ impl Node {
             .then(|| Gossip::builder().spawn(endpoint.clone()));
         let blobs = if config.backends.blob {
             let dir = store.dir().join("blobs");
-            Some(
-                iroh_blobs::store::fs::FsStore::load(&dir)
-                    .await
-                    .map_err(iroh_err)?,
-            )
+            Some(blobstore::load(dir).await?)
         } else {
             None
         };
