@@ -54,7 +54,9 @@ pub use receipts::{
 };
 pub use seal::{SealPlace, Sealer};
 pub use store::{EventIter, ImportDone, LogIter, PendingAppend, Replication, Store, TopicIter};
-pub use subscribe::{Commit, Filter, Forwarding, Since, Subscription, SubscriptionStats};
+pub use subscribe::{
+    Commit, Filter, Forwarding, Since, Subscription, SubscriptionCloser, SubscriptionStats,
+};
 pub use xaeroflux_merkle as merkle;
 pub use xaeroflux_reactive as reactive;
 pub use xaeroflux_types::{

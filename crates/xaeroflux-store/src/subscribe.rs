@@ -425,9 +425,11 @@ impl Subscription {
         let thread = std::thread::Builder::new()
             .name("xf-subscription".into())
             .spawn(move || {
+                // Blocks until a commit: no timer. Dropping the Forwarding
+                // closes the inbox, which ends the stream.
                 while !s2.load(Ordering::Acquire) {
-                    match sub.recv_timeout(Duration::from_millis(200)) {
-                        Ok(Some(ev)) => {
+                    match sub.recv() {
+                        Some(Ok(ev)) => {
                             let mut batch = vec![ev];
                             while batch.len() < READ_BATCH {
                                 match sub.try_recv() {
@@ -436,16 +438,20 @@ impl Subscription {
                                 }
                             }
                             *st2.lock().unwrap_or_else(|p| p.into_inner()) = sub.stats;
+                            if s2.load(Ordering::Acquire) {
+                                break;
+                            }
                             observer.on_batch(batch);
                         }
-                        Ok(None) => {}
-                        Err(StoreError::Closed) => {
-                            observer.on_complete();
+                        None => {
+                            if !s2.load(Ordering::Acquire) {
+                                observer.on_complete();
+                            }
                             break;
                         }
                         // A read failed (damage): try again later rather
                         // than spin.
-                        Err(_) => std::thread::park_timeout(Duration::from_millis(200)),
+                        Some(Err(_)) => std::thread::park_timeout(Duration::from_millis(200)),
                     }
                 }
             })
@@ -456,6 +462,37 @@ impl Subscription {
             stats,
             thread: Some(thread),
         })
+    }
+}
+
+impl Subscription {
+    /// A handle that ends this subscription from another thread: once it
+    /// is closed, a blocked [`Subscription::recv`] wakes, what was already
+    /// committed may still be delivered, and then the stream ends (`None`),
+    /// as when the store closes. No timer is needed to notice it.
+    pub fn closer(&self) -> SubscriptionCloser {
+        SubscriptionCloser {
+            inbox: self.inbox.clone(),
+        }
+    }
+}
+
+/// Ends a [`Subscription`] from another thread ([`Subscription::closer`]).
+#[derive(Clone)]
+pub struct SubscriptionCloser {
+    inbox: Arc<Inbox<Commit>>,
+}
+
+impl std::fmt::Debug for SubscriptionCloser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubscriptionCloser").finish_non_exhaustive()
+    }
+}
+
+impl SubscriptionCloser {
+    /// Ends the subscription's stream.
+    pub fn close(&self) {
+        self.inbox.close();
     }
 }
 

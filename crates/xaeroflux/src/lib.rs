@@ -116,8 +116,8 @@ pub use xaeroflux_store as store;
 pub use xaeroflux_store::{
     BatchReceipt, ConsistencyProof, Durability, Event, EventKind, EventReceipt, EventRef, Filter,
     ForkProof, Forwarding, InclusionProof, InvalidInput, LogHead, LogId, LogInfo, NewEvent,
-    PendingAppend, Receipt, Since, Stats, StoreError, Subscription, SubscriptionStats, Topic,
-    TopicId, VerifyReport,
+    PendingAppend, Receipt, Since, Stats, StoreError, Subscription, SubscriptionCloser,
+    SubscriptionStats, Topic, TopicId, VerifyReport,
 };
 pub use xaeroflux_sync as sync;
 pub use xaeroflux_sync::{Outcome, SyncError};
