@@ -31,7 +31,8 @@ esac
 out="$target/bindings/$lang"
 rm -rf "$out"
 mkdir -p "$out"
-"$dir/uniffi-bindgen" generate --library "$lib" --language "$lang" --out-dir "$out"
+"$dir/uniffi-bindgen" generate --library "$lib" --language "$lang" --out-dir "$out" \
+  --config crates/xaeroflux-ffi/bindgen.toml --no-format
 cp "$lib" "$out/"
 echo "bindings for $lang in $out:"
 find "$out" -type f | sort | sed 's/^/  /'

@@ -30,6 +30,8 @@ pub fn generate(lang: &str, out: &Path) {
         .arg(&lib)
         .args(["--language", lang, "--out-dir"])
         .arg(out)
+        .arg("--config")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../xaeroflux-ffi/bindgen.toml"))
         .status()
         .unwrap();
     assert!(

@@ -42,7 +42,7 @@ pub(crate) fn batch_receipts(batch: BatchReceipt) -> Result<Vec<Receipt>, Xaerof
         .map(|e| {
             let head = batch.heads.iter().find(|h| h.log == e.log).ok_or_else(|| {
                 XaerofluxError::Internal {
-                    message: format!("no head for {} in a batch receipt", e.log),
+                    reason: format!("no head for {} in a batch receipt", e.log),
                 }
             })?;
             Ok(Receipt {
@@ -240,6 +240,6 @@ pub(crate) fn member_key(s: &str) -> Result<MemberKey, XaerofluxError> {
 
 pub(crate) fn hash_of(what: &str, bytes: &[u8]) -> Result<Hash, XaerofluxError> {
     bytes.try_into().map_err(|_| XaerofluxError::InvalidInput {
-        message: format!("{what}: a hash is 32 bytes, not {}", bytes.len()),
+        reason: format!("{what}: a hash is 32 bytes, not {}", bytes.len()),
     })
 }

@@ -5,139 +5,139 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use xaeroflux::{E2eError, Error, InvalidInput, MerkleError, NetError, StoreError};
 
 /// Every failure the bindings raise. Each variant carries the whole chain
-/// of causes as `message`; the variant says what kind of failure it is.
+/// of causes as `reason`; the variant says what kind of failure it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
 #[non_exhaustive]
 pub enum XaerofluxError {
     /// A topic name, log id, peer, backend name, key or address that is not
     /// valid.
-    #[error("invalid input: {message}")]
+    #[error("invalid input: {reason}")]
     InvalidInput {
         /// What was wrong.
-        message: String,
+        reason: String,
     },
     /// A payload larger than a page holds.
-    #[error("payload too large: {message}")]
+    #[error("payload too large: {reason}")]
     PayloadTooLarge {
         /// The sizes.
-        message: String,
+        reason: String,
     },
     /// A store, log or event that does not exist.
-    #[error("not found: {message}")]
+    #[error("not found: {reason}")]
     NotFound {
         /// What was missing.
-        message: String,
+        reason: String,
     },
     /// The store directory is held by another process.
-    #[error("locked: {message}")]
+    #[error("locked: {reason}")]
     Locked {
         /// Who holds it.
-        message: String,
+        reason: String,
     },
     /// An operating-system error (the OS's own words).
-    #[error("I/O: {message}")]
+    #[error("I/O: {reason}")]
     Io {
-        /// The file and the OS's message.
-        message: String,
+        /// The file and the OS's reason.
+        reason: String,
     },
     /// Bytes on disk or from a peer that are not what they should be.
-    #[error("corrupt: {message}")]
+    #[error("corrupt: {reason}")]
     Corrupt {
-        /// File and offset, or the peer's message.
-        message: String,
+        /// File and offset, or the peer's reason.
+        reason: String,
     },
     /// A proof or checkpoint that does not verify.
-    #[error("does not verify: {message}")]
+    #[error("does not verify: {reason}")]
     Verification {
         /// What failed.
-        message: String,
+        reason: String,
     },
     /// The network layer or a sync session failed.
-    #[error("network: {message}")]
+    #[error("network: {reason}")]
     Network {
         /// What failed.
-        message: String,
+        reason: String,
     },
     /// The network is paused (`pause`); `resume` first.
-    #[error("paused: {message}")]
+    #[error("paused: {reason}")]
     Paused {
         /// What needed the network.
-        message: String,
+        reason: String,
     },
     /// End-to-end encryption refused: no key, not a member, not the
     /// controller, a ciphertext that does not authenticate.
-    #[error("encryption: {message}")]
+    #[error("encryption: {reason}")]
     Encryption {
         /// Why.
-        message: String,
+        reason: String,
     },
     /// The store (or the subscription) has been closed.
-    #[error("closed: {message}")]
+    #[error("closed: {reason}")]
     Closed {
         /// What was closed.
-        message: String,
+        reason: String,
     },
     /// A listener implemented by the application failed.
-    #[error("listener: {message}")]
+    #[error("listener: {reason}")]
     Listener {
         /// The foreign error.
-        message: String,
+        reason: String,
     },
     /// A bug inside the library (a Rust panic), caught at the boundary.
-    #[error("internal error: {message}")]
+    #[error("internal error: {reason}")]
     Internal {
-        /// The panic's message.
-        message: String,
+        /// The panic's reason.
+        reason: String,
     },
 }
 
 impl From<Error> for XaerofluxError {
     fn from(e: Error) -> Self {
-        let message = e.report();
+        let reason = e.report();
         match &e {
-            Error::Invalid(_) => XaerofluxError::InvalidInput { message },
-            Error::Store(s) => store(s, message),
-            Error::Net(NetError::Paused) => XaerofluxError::Paused { message },
+            Error::Invalid(_) => XaerofluxError::InvalidInput { reason },
+            Error::Store(s) => store(s, reason),
+            Error::Net(NetError::Paused) => XaerofluxError::Paused { reason },
             Error::Net(
                 NetError::UnknownBackend { .. }
                 | NetError::InvalidPeer { .. }
                 | NetError::InvalidTopic(_)
                 | NetError::BackendMissing(_),
-            ) => XaerofluxError::InvalidInput { message },
-            Error::Net(NetError::Store(s)) => store(s, message),
-            Error::Net(NetError::Io(_)) => XaerofluxError::Io { message },
-            Error::Net(NetError::Corrupt(_)) => XaerofluxError::Corrupt { message },
-            Error::Net(_) => XaerofluxError::Network { message },
-            Error::Sync(_) => XaerofluxError::Network { message },
-            Error::Merkle(_) => XaerofluxError::Verification { message },
-            Error::E2e(_) => XaerofluxError::Encryption { message },
-            Error::InUse(_) => XaerofluxError::Locked { message },
-            _ => XaerofluxError::Internal { message },
+            ) => XaerofluxError::InvalidInput { reason },
+            Error::Net(NetError::Store(s)) => store(s, reason),
+            Error::Net(NetError::Io(_)) => XaerofluxError::Io { reason },
+            Error::Net(NetError::Corrupt(_)) => XaerofluxError::Corrupt { reason },
+            Error::Net(_) => XaerofluxError::Network { reason },
+            Error::Sync(_) => XaerofluxError::Network { reason },
+            Error::Merkle(_) => XaerofluxError::Verification { reason },
+            Error::E2e(_) => XaerofluxError::Encryption { reason },
+            Error::InUse(_) => XaerofluxError::Locked { reason },
+            _ => XaerofluxError::Internal { reason },
         }
     }
 }
 
-fn store(e: &StoreError, message: String) -> XaerofluxError {
+fn store(e: &StoreError, reason: String) -> XaerofluxError {
     match e {
-        StoreError::EventTooLarge { .. } => XaerofluxError::PayloadTooLarge { message },
+        StoreError::EventTooLarge { .. } => XaerofluxError::PayloadTooLarge { reason },
         StoreError::Invalid(_) | StoreError::InvalidArgument(_) => {
-            XaerofluxError::InvalidInput { message }
+            XaerofluxError::InvalidInput { reason }
         }
         StoreError::UnknownLog(_)
         | StoreError::SizeOutOfRange { .. }
         | StoreError::SeqOutOfRange { .. }
-        | StoreError::NoCheckpoint(_) => XaerofluxError::NotFound { message },
-        StoreError::Locked { .. } => XaerofluxError::Locked { message },
+        | StoreError::NoCheckpoint(_) => XaerofluxError::NotFound { reason },
+        StoreError::Locked { .. } => XaerofluxError::Locked { reason },
         StoreError::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
-            XaerofluxError::NotFound { message }
+            XaerofluxError::NotFound { reason }
         }
-        StoreError::Io(_) => XaerofluxError::Io { message },
+        StoreError::Io(_) => XaerofluxError::Io { reason },
         StoreError::Corrupt(_) | StoreError::UnsupportedVersion(_) | StoreError::Index { .. } => {
-            XaerofluxError::Corrupt { message }
+            XaerofluxError::Corrupt { reason }
         }
-        StoreError::Merkle(_) => XaerofluxError::Verification { message },
-        StoreError::Closed | StoreError::WriterStopped(_) => XaerofluxError::Closed { message },
-        _ => XaerofluxError::Io { message },
+        StoreError::Merkle(_) => XaerofluxError::Verification { reason },
+        StoreError::Closed | StoreError::WriterStopped(_) => XaerofluxError::Closed { reason },
+        _ => XaerofluxError::Io { reason },
     }
 }
 
@@ -174,7 +174,7 @@ impl From<E2eError> for XaerofluxError {
 /// A foreign listener's exception, as Rust sees it.
 impl From<uniffi::UnexpectedUniFFICallbackError> for XaerofluxError {
     fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
-        XaerofluxError::Listener { message: e.reason }
+        XaerofluxError::Listener { reason: e.reason }
     }
 }
 
@@ -184,12 +184,12 @@ pub(crate) fn guarded<T>(
     f: impl FnOnce() -> Result<T, XaerofluxError>,
 ) -> Result<T, XaerofluxError> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| {
-        let message = p
+        let reason = p
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
             .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic with no message".into());
-        Err(XaerofluxError::Internal { message })
+            .unwrap_or_else(|| "a panic with no reason".into());
+        Err(XaerofluxError::Internal { reason })
     })
 }
 
@@ -204,10 +204,10 @@ mod tests {
         assert_eq!(
             r,
             Err(XaerofluxError::Internal {
-                message: "boom".into()
+                reason: "boom".into()
             })
         );
         let r: Result<(), _> = guarded(|| panic!("{}", String::from("formatted")));
-        assert!(matches!(r, Err(XaerofluxError::Internal { message }) if message == "formatted"));
+        assert!(matches!(r, Err(XaerofluxError::Internal { reason }) if reason == "formatted"));
     }
 }

@@ -116,7 +116,7 @@ impl Shared {
         match guard.as_ref() {
             Some(c) => f(c),
             None => Err(XaerofluxError::Closed {
-                message: "the store has been closed".into(),
+                reason: "the store has been closed".into(),
             }),
         }
     }
@@ -163,7 +163,7 @@ impl Core {
                 let mode = match &options.listen_address {
                     Some(a) => NetMode::LocalOnly {
                         listen: a.parse().map_err(|e| XaerofluxError::InvalidInput {
-                            message: format!("listen address {a:?}: {e}"),
+                            reason: format!("listen address {a:?}: {e}"),
                         })?,
                     },
                     None => NetMode::local_only(),
@@ -424,6 +424,14 @@ impl Core {
                     .collect())
             })
         })
+    }
+}
+
+impl Drop for Core {
+    /// Freed without `close` (garbage collected, or a Kotlin `close()`,
+    /// which frees the object): closes all the same.
+    fn drop(&mut self) {
+        let _ = self.close();
     }
 }
 

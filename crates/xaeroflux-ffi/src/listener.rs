@@ -132,7 +132,7 @@ pub(crate) fn start(
         .name("xf-listener".into())
         .spawn(move || deliver(sub, &s2, &r2, &*listener))
         .map_err(|e| XaerofluxError::Io {
-            message: format!("could not start the listener thread: {e}"),
+            reason: format!("could not start the listener thread: {e}"),
         })?;
     *running.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
     shared
@@ -181,7 +181,7 @@ fn deliver(
             Ok(Ok(())) => {}
             Ok(Err(e)) => running.record(e),
             Err(_) => running.record(XaerofluxError::Internal {
-                message: "the listener panicked".into(),
+                reason: "the listener panicked".into(),
             }),
         }
         running.delivered.fetch_add(n, Ordering::Relaxed);
