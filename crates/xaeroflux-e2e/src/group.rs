@@ -672,7 +672,7 @@ impl Group {
     }
 }
 
-/// Wraps `secret` to every key, on a few threads when there are many (a
+/// Wraps `secret` to every key, on two threads when there are many (a
 /// wrap is two X25519 multiplications, about 0.1 ms).
 fn wrap_all(
     keys: &[&MemberKey],
@@ -686,25 +686,19 @@ fn wrap_all(
             .map(|k| wrap(k, topic, epoch, commit, secret))
             .collect::<Result<Vec<_>>>()
     };
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(4)
-        .min(keys.len() / 32)
-        .max(1);
-    if threads == 1 {
+    // The caller and one helper thread, whatever the number of CPUs: the
+    // node's thread budget (docs/mobile.md) leaves room for one more.
+    if keys.len() < 64 {
         return one(keys);
     }
-    let per = keys.len().div_ceil(threads);
+    let (mine, theirs) = keys.split_at(keys.len() / 2);
     std::thread::scope(|s| {
-        let parts: Vec<_> = keys.chunks(per).map(|c| s.spawn(move || one(c))).collect();
-        let mut out = Vec::with_capacity(keys.len());
-        for p in parts {
-            let part = p
-                .join()
-                .map_err(|_| E2eError::NotAllowed("a wrapping thread panicked".into()))??;
-            out.extend(part);
-        }
+        let helper = s.spawn(move || one(theirs));
+        let mut out = one(mine)?;
+        let part = helper
+            .join()
+            .map_err(|_| E2eError::NotAllowed("a wrapping thread panicked".into()))??;
+        out.extend(part);
         Ok(out)
     })
 }
