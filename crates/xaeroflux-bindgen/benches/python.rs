@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 use xaeroflux::{Core, Filter, Payload, Topic};
 use xaeroflux_testkit::{bench_payload, env_u64, median};
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 const BATCH: u64 = 1000;
 
 /// Events per second: append_batch, read_topic, listener delivery.
@@ -84,7 +87,7 @@ fn main() {
     let n = env_u64("XF_BENCH_EVENTS", 100_000);
     let rounds = env_u64("XF_BENCH_ROUNDS", 3);
     let bindings = tempfile::tempdir().unwrap();
-    generate(bindings.path());
+    support::generate("python", bindings.path());
     println!(
         "{n} events of 100 bytes through the Python binding beside Rust (durable, batches of {BATCH})"
     );
@@ -120,25 +123,4 @@ fn main() {
             median(ratios[i].clone())
         );
     }
-}
-
-/// The Python binding of the library this bench was built with.
-fn generate(out: &Path) {
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    let lib = ["libxaeroflux_ffi.so", "libxaeroflux_ffi.dylib"]
-        .iter()
-        .flat_map(|n| [deps.join(n), deps.parent().unwrap().join(n)])
-        .find(|p| p.exists())
-        .expect("the xaeroflux-ffi cdylib beside the bench");
-    let bindgen = env!("CARGO_BIN_EXE_uniffi-bindgen");
-    let status = Command::new(bindgen)
-        .args(["generate", "--library"])
-        .arg(&lib)
-        .args(["--language", "python", "--out-dir"])
-        .arg(out)
-        .status()
-        .unwrap_or_else(|e| panic!("{bindgen}: {e}"));
-    assert!(status.success());
-    std::fs::copy(&lib, out.join(lib.file_name().unwrap())).unwrap();
 }

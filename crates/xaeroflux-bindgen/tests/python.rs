@@ -4,42 +4,10 @@
 //! runs `tests/python/test_xaeroflux.py` with `python3 -m unittest` (python3
 //! is the only need beyond cargo).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-/// The `xaeroflux-ffi` cdylib next to this test's binary.
-pub fn ffi_library() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    let name = if cfg!(target_os = "macos") {
-        "libxaeroflux_ffi.dylib"
-    } else {
-        "libxaeroflux_ffi.so"
-    };
-    [deps.join(name), deps.parent().unwrap().join(name)]
-        .into_iter()
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("no {name} beside {}", deps.display()))
-}
-
-/// Writes the bindings for `lang` and the library into `out`.
-pub fn generate(lang: &str, out: &Path) {
-    let lib = ffi_library();
-    let status = Command::new(env!("CARGO_BIN_EXE_uniffi-bindgen"))
-        .args(["generate", "--library"])
-        .arg(&lib)
-        .args(["--language", lang, "--out-dir"])
-        .arg(out)
-        .arg("--config")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../xaeroflux-ffi/bindgen.toml"))
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "uniffi-bindgen generate --language {lang}"
-    );
-    std::fs::copy(&lib, out.join(lib.file_name().unwrap())).unwrap();
-}
+mod support;
 
 #[test]
 fn the_python_binding_passes_its_tests() {
@@ -48,7 +16,7 @@ fn the_python_binding_passes_its_tests() {
     };
     eprintln!("{}", String::from_utf8_lossy(&out.stdout).trim());
     let dir = tempfile::tempdir().unwrap();
-    generate("python", dir.path());
+    support::generate("python", dir.path());
     assert!(dir.path().join("xaeroflux.py").exists());
     let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python");
     let out = Command::new("python3")

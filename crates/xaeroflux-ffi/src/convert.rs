@@ -243,3 +243,7 @@ pub(crate) fn hash_of(what: &str, bytes: &[u8]) -> Result<Hash, XaerofluxError> 
         reason: format!("{what}: a hash is 32 bytes, not {}", bytes.len()),
     })
 }
+
+pub(crate) fn hashes_of(what: &str, list: &[Vec<u8>]) -> Result<Vec<Hash>, XaerofluxError> {
+    list.iter().map(|h| hash_of(what, h)).collect()
+}

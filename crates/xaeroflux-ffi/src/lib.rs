@@ -43,7 +43,7 @@ pub use convert::{
 pub use error::XaerofluxError;
 pub use listener::{EventListener, Subscription};
 
-use convert::{hash_of, log_of, topic_of};
+use convert::{hash_of, hashes_of, log_of, topic_of};
 use error::guarded;
 
 uniffi::setup_scaffolding!("xaeroflux");
@@ -447,10 +447,7 @@ pub fn verify_inclusion(
     root: Vec<u8>,
 ) -> Result<bool, XaerofluxError> {
     guarded(|| {
-        let path = path
-            .iter()
-            .map(|h| hash_of("path", h))
-            .collect::<Result<Vec<_>, _>>()?;
+        let path = hashes_of("path", &path)?;
         xaeroflux::verify_inclusion(
             &hash_of("leaf_hash", &leaf_hash)?,
             index,
@@ -474,10 +471,7 @@ pub fn verify_consistency(
     path: Vec<Vec<u8>>,
 ) -> Result<bool, XaerofluxError> {
     guarded(|| {
-        let path = path
-            .iter()
-            .map(|h| hash_of("path", h))
-            .collect::<Result<Vec<_>, _>>()?;
+        let path = hashes_of("path", &path)?;
         xaeroflux::verify_consistency(
             old_size,
             new_size,

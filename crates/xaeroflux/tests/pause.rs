@@ -4,7 +4,7 @@
 //! reading, and on resume reconnects and catches up both ways.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use xaeroflux::{Core, Error, NetError, NetMode, Topic};
 
@@ -19,12 +19,11 @@ fn node(dir: &Path) -> Core {
         .unwrap()
 }
 
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    assert!(
+        xaeroflux_testkit::wait_until(WAIT, cond),
+        "timed out waiting for {what}"
+    );
 }
 
 /// (author's log size) for every log of `topic` that `core` holds, sorted.
