@@ -267,19 +267,16 @@ impl Core {
         })
     }
 
-    /// Proves the log's first `old_size` events are a prefix of its first
-    /// `new_size`.
+    /// Proves the log's first `old` events are a prefix of its first `new`.
     pub fn prove_consistency(
         &self,
         log: String,
-        old_size: u64,
-        new_size: u64,
+        old: u64,
+        new: u64,
     ) -> Result<ConsistencyProof, XaerofluxError> {
         guarded(|| {
-            self.inner.with(|c| {
-                Ok(c.prove_consistency(&log_of(&log)?, old_size, new_size)?
-                    .into())
-            })
+            self.inner
+                .with(|c| Ok(c.prove_consistency(&log_of(&log)?, old, new)?.into()))
         })
     }
 
@@ -468,16 +465,16 @@ pub fn verify_consistency(
     new_size: u64,
     old_root: Vec<u8>,
     new_root: Vec<u8>,
-    path: Vec<Vec<u8>>,
+    proof: Vec<Vec<u8>>,
 ) -> Result<bool, XaerofluxError> {
     guarded(|| {
-        let path = hashes_of("path", &path)?;
+        let proof = hashes_of("proof", &proof)?;
         xaeroflux::verify_consistency(
             old_size,
             new_size,
             &hash_of("old_root", &old_root)?,
             &hash_of("new_root", &new_root)?,
-            &path,
+            &proof,
         )?;
         Ok(true)
     })

@@ -86,6 +86,21 @@ class Store(unittest.TestCase):
         self.assertTrue(xf.verify_consistency(1, 4, c.old_root, c.new_root, c.path))
         with self.assertRaises(xf.XaerofluxError.Verification):
             xf.verify_consistency(1, 4, bad, c.new_root, c.path)
+        # The names the interface promises, as keywords.
+        c2 = core.prove_consistency(log=log, old=1, new=4)
+        self.assertEqual(c2.path, c.path)
+        self.assertTrue(
+            xf.verify_consistency(
+                old_size=1, new_size=4, old_root=c2.old_root, new_root=c2.new_root, proof=c2.path
+            )
+        )
+        p2 = core.prove_inclusion(log=log, seq=1, size=4)
+        self.assertTrue(
+            xf.verify_inclusion(
+                leaf_hash=p2.leaf_hash, index=p2.index, size=p2.size, path=p2.path, root=p2.root
+            )
+        )
+        self.assertEqual(len(core.read_topic(topic="chat", from_seq=0, limit=2)), 2)
         note = core.checkpoint(log)
         self.assertIn("\n\n", note)  # a C2SP signed note: body, blank line, signature
         logs = core.logs()
