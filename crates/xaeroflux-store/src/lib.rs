@@ -47,7 +47,7 @@ mod writer;
 
 pub use error::{Result, StoreError};
 pub use fork::{FORK_MAGIC, ForkProof, ForkSide};
-pub use options::{DEFAULT_PAGE_SIZE, DEFAULT_SEGMENT_PAGES, Durability, StoreOptions};
+pub use options::{Clock, DEFAULT_PAGE_SIZE, DEFAULT_SEGMENT_PAGES, Durability, StoreOptions};
 pub use receipts::{
     BatchReceipt, ConsistencyProof, EventReceipt, InclusionProof, LogHead, LogInfo, Receipt, Stats,
     VerifyReport,

@@ -19,6 +19,48 @@ pub enum Durability {
     Fast,
 }
 
+/// Where the writer reads the time each event is stamped with, in
+/// milliseconds since the Unix epoch: the system clock unless set (tests
+/// and simulations give their own, for instance one that goes back). A
+/// clock that goes back does not make a log's timestamps go back: the store
+/// raises an event's timestamp to its predecessor's.
+#[derive(Clone)]
+pub struct Clock(std::sync::Arc<dyn Fn() -> u64 + Send + Sync>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Self {
+        Self(std::sync::Arc::new(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0)
+        }))
+    }
+
+    /// A clock that reads `f`.
+    pub fn from_fn(f: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(f))
+    }
+
+    /// The time now, in milliseconds since the Unix epoch.
+    pub fn now_ms(&self) -> u64 {
+        (self.0)()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::system()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
 /// How to open a store.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -37,6 +79,8 @@ pub struct StoreOptions {
     /// memory between commits; others reload from the index when appended
     /// to. About one page of memory each.
     pub writer_log_cache: usize,
+    /// The clock events are stamped with (the system clock by default).
+    pub clock: Clock,
 }
 
 impl Default for StoreOptions {
@@ -52,6 +96,7 @@ impl Default for StoreOptions {
                 1 << 30
             },
             writer_log_cache: 1024,
+            clock: Clock::system(),
         }
     }
 }

@@ -95,6 +95,7 @@ impl<'a> PageView<'a> {
     /// The page's events, checked one by one (record checksum, encoding, seq).
     pub fn events(&self, segments: &'a Segments) -> PageEvents<'a> {
         PageEvents {
+            version: self.header.version,
             data: self.data,
             log: self.log,
             off: PAGE_HEADER_LEN,
@@ -115,6 +116,7 @@ impl<'a> PageView<'a> {
 
 /// Iterator over the events of one page.
 pub(crate) struct PageEvents<'a> {
+    version: u16,
     data: &'a [u8],
     log: &'a [u8; LOG_ID_LEN],
     off: usize,
@@ -146,7 +148,8 @@ impl<'a> PageEvents<'a> {
     }
 
     fn read_next(&mut self) -> Result<EventRef<'a>> {
-        let (bytes, end) = read_record(self.data, self.off).map_err(|r| self.fail(r))?;
+        let (bytes, end) =
+            read_record(self.data, self.off, self.version).map_err(|r| self.fail(r))?;
         let ev = EventRef::new(self.log, bytes).map_err(|r| self.fail(r.to_string()))?;
         if ev.seq() != self.first_seq + self.next as u64 {
             return Err(self.fail("event out of sequence"));

@@ -13,7 +13,7 @@ pub(crate) use identity::{
 };
 pub(crate) use page::{
     COUNT_OFFSET, FIRST_SEQ_OFFSET, FLAG_SEALED, LOG_OFFSET, PAGE_HEADER_LEN, PAGE_ROOT_OFFSET,
-    PageHeader, SEAL_CRC_OFFSET, USED_OFFSET,
+    PAGE_VERSION, PageHeader, SEAL_CRC_OFFSET, USED_OFFSET, record_stride,
 };
 pub(crate) use record::{RECORD_HEADER_LEN, read_record, write_record_header};
 pub(crate) use segment::{

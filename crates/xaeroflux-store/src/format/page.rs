@@ -22,8 +22,23 @@ use super::crc_of;
 
 /// Magic of a page header.
 pub(crate) const PAGE_MAGIC: [u8; 4] = *b"XFPG";
-/// Page format version.
-pub(crate) const PAGE_VERSION: u16 = 1;
+/// Page format version written by this build: records padded to 8 bytes, so
+/// every payload starts 8-aligned in the mapping.
+pub(crate) const PAGE_VERSION: u16 = 2;
+/// The first page format: records back to back, no padding. Still read, and
+/// still appended to while such a page is a log's open page.
+pub(crate) const PAGE_VERSION_V1: u16 = 1;
+/// Alignment of records (and so of payloads) on a page of version 2.
+pub(crate) const RECORD_ALIGN: usize = 8;
+
+/// Bytes a record of `rec_len` bytes takes on a page of `version`.
+pub(crate) fn record_stride(version: u16, rec_len: usize) -> usize {
+    if version >= PAGE_VERSION {
+        rec_len.next_multiple_of(RECORD_ALIGN)
+    } else {
+        rec_len
+    }
+}
 /// Page flag: sealed (full; count, used and page root are final).
 pub(crate) const FLAG_SEALED: u16 = 1;
 
@@ -53,6 +68,8 @@ type Head = [u8; PAGE_HEADER_LEN];
 /// A decoded page header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PageHeader {
+    /// Format version: [`PAGE_VERSION`] or [`PAGE_VERSION_V1`].
+    pub version: u16,
     pub flags: u16,
     pub log: [u8; LOG_ID_LEN],
     pub first_seq: u64,
@@ -97,7 +114,7 @@ impl PageHeader {
     pub fn encode(&self) -> Head {
         let mut b = [0u8; PAGE_HEADER_LEN];
         put(&mut b, MAGIC_OFFSET, &PAGE_MAGIC);
-        put(&mut b, VERSION_OFFSET, &PAGE_VERSION.to_le_bytes());
+        put(&mut b, VERSION_OFFSET, &self.version.to_le_bytes());
         put(&mut b, FLAGS_OFFSET, &self.flags.to_le_bytes());
         put(&mut b, LOG_OFFSET, &self.log);
         put(&mut b, FIRST_SEQ_OFFSET, &self.first_seq.to_le_bytes());
@@ -122,13 +139,15 @@ impl PageHeader {
         if get::<4>(b, MAGIC_OFFSET) != PAGE_MAGIC {
             return Err((MAGIC_OFFSET as u64, "bad page magic"));
         }
-        if u16::from_le_bytes(get(b, VERSION_OFFSET)) != PAGE_VERSION {
+        let version = u16::from_le_bytes(get(b, VERSION_OFFSET));
+        if version != PAGE_VERSION && version != PAGE_VERSION_V1 {
             return Err((VERSION_OFFSET as u64, "unknown page format version"));
         }
         if u32::from_le_bytes(get(b, ID_CRC_OFFSET)) != id_crc(b) {
             return Err((ID_CRC_OFFSET as u64, "page header checksum mismatch"));
         }
         Ok(Self {
+            version,
             flags: u16::from_le_bytes(get(b, FLAGS_OFFSET)),
             log: get(b, LOG_OFFSET),
             first_seq: u64::from_le_bytes(get(b, FIRST_SEQ_OFFSET)),
@@ -154,6 +173,7 @@ mod tests {
 
     fn header() -> PageHeader {
         PageHeader {
+            version: PAGE_VERSION,
             flags: 0,
             log: [7; 64],
             first_seq: 99,
@@ -172,6 +192,19 @@ mod tests {
             (ID_CRC_OFFSET, SEAL_CRC_OFFSET, PAGE_ROOT_OFFSET),
             (88, 100, 104)
         );
+    }
+
+    #[test]
+    fn both_page_versions_are_read_and_others_refused() {
+        let mut h = header();
+        h.version = PAGE_VERSION_V1;
+        assert_eq!(PageHeader::read(&h.encode()).unwrap().version, 1);
+        h.version = 3;
+        let err = PageHeader::read(&h.encode()).unwrap_err();
+        assert_eq!(err, (VERSION_OFFSET as u64, "unknown page format version"));
+        assert_eq!(record_stride(PAGE_VERSION_V1, 41), 41);
+        assert_eq!(record_stride(PAGE_VERSION, 41), 48);
+        assert_eq!(record_stride(PAGE_VERSION, 48), 48);
     }
 
     #[test]

@@ -27,9 +27,14 @@ pub(crate) fn write_record_header(head: &mut [u8; RECORD_HEADER_LEN], body: &[u8
     head[CRC_OFFSET..].copy_from_slice(&record_crc(len, body).to_le_bytes());
 }
 
-/// Reads the record at offset `off` of a page: its canonical bytes and the
-/// offset of the next record.
-pub(crate) fn read_record(page: &[u8], off: usize) -> Result<(&[u8], usize), &'static str> {
+/// Reads the record at offset `off` of a page of format `version`: its
+/// canonical bytes and the offset of the next record (past the padding on a
+/// page of version 2).
+pub(crate) fn read_record(
+    page: &[u8],
+    off: usize,
+    version: u16,
+) -> Result<(&[u8], usize), &'static str> {
     let len = u32_le_at(page, off + LEN_OFFSET).ok_or("record header beyond the page")?;
     let crc = u32_le_at(page, off + CRC_OFFSET).ok_or("record header beyond the page")?;
     let start = off + RECORD_HEADER_LEN;
@@ -42,7 +47,8 @@ pub(crate) fn read_record(page: &[u8], off: usize) -> Result<(&[u8], usize), &'s
     if record_crc(len, bytes) != crc {
         return Err("record checksum mismatch");
     }
-    Ok((bytes, end))
+    let next = off + super::record_stride(version, end - off);
+    Ok((bytes, next.min(page.len())))
 }
 
 #[cfg(test)]
@@ -58,20 +64,25 @@ mod tests {
         let mut head = [0u8; RECORD_HEADER_LEN];
         write_record_header(&mut head, body);
         page[..RECORD_HEADER_LEN].copy_from_slice(&head);
-        let (got, next) = read_record(&page, 0).unwrap();
+        let (got, next) = read_record(&page, 0, 1).unwrap();
         assert_eq!(got, body);
         assert_eq!(next, RECORD_HEADER_LEN + body.len());
+        // Version 2 pads the 19-byte record to 24: the next one is aligned.
+        let (got, next) = read_record(&page, 0, 2).unwrap();
+        assert_eq!((got, next), (&body[..], 24));
         for i in 0..RECORD_HEADER_LEN + body.len() {
             let mut bad = page.clone();
             bad[i] ^= 0x40;
-            assert!(read_record(&bad, 0).is_err(), "flip at {i}");
+            assert!(read_record(&bad, 0, 2).is_err(), "flip at {i}");
         }
     }
 
     proptest! {
         #[test]
-        fn reading_arbitrary_pages_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300), off in 0usize..400) {
-            let _ = read_record(&bytes, off);
+        fn reading_arbitrary_pages_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300), off in 0usize..400, v in 0u16..4) {
+            if let Ok((_, next)) = read_record(&bytes, off, v) {
+                prop_assert!(next <= bytes.len());
+            }
         }
     }
 }

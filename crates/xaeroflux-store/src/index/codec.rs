@@ -100,6 +100,26 @@ pub(crate) fn decode_log_page_key(k: &[u8]) -> Option<(u32, u64)> {
     (c.left() == 0).then_some(v)
 }
 
+/// Bytes of a log-time key: log number, first timestamp, first seq.
+pub(crate) const LOG_TIME_KEY_LEN: usize = 20;
+
+/// A `log_times` key: a page of log `log_no` whose first event, at
+/// `first_seq`, has timestamp `first_ts`.
+pub(crate) fn log_time_key(log_no: u32, first_ts: u64, first_seq: u64) -> [u8; LOG_TIME_KEY_LEN] {
+    let mut k = [0u8; LOG_TIME_KEY_LEN];
+    k[..4].copy_from_slice(&log_no.to_be_bytes());
+    k[4..12].copy_from_slice(&first_ts.to_be_bytes());
+    k[12..].copy_from_slice(&first_seq.to_be_bytes());
+    k
+}
+
+/// `(log number, first timestamp, first seq)` of a log-time key.
+pub(crate) fn decode_log_time_key(k: &[u8]) -> Option<(u32, u64, u64)> {
+    let mut c = Cursor::new(k);
+    let v = (c.u32_be()?, c.u64_be()?, c.u64_be()?);
+    (c.left() == 0).then_some(v)
+}
+
 pub(crate) fn chunk_key(log_no: u32, tier: u8, chunk: u64) -> [u8; 13] {
     let mut k = [0u8; 13];
     k[..4].copy_from_slice(&log_no.to_be_bytes());

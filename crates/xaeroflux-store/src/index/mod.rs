@@ -20,8 +20,11 @@ use crate::error::{Result, StoreError, UnsupportedVersion, corrupt};
 pub(crate) use codec::{LogRecord, OpenPage, PageEntry, PageLoc};
 use codec::{decode_loc, sealed};
 
-/// Index format version (meta key `format`).
-pub(crate) const INDEX_VERSION: u32 = 1;
+/// Index format version (meta key `format`): 2 adds the `log_times` table.
+pub(crate) const INDEX_VERSION: u32 = 2;
+/// The first index format, without `log_times`: a writer adds the table
+/// at open (`Store::open`), a reader scans instead.
+pub(crate) const INDEX_VERSION_V1: u32 = 1;
 /// Hashes in one MMR chunk: 16 inputs and the 15 nodes above them.
 pub(crate) const CHUNK_NODES: usize = 31;
 
@@ -42,6 +45,8 @@ const META_NEXT_LOG: &[u8] = b"next_log_no";
 /// Store id, page size and pages per segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct IndexHeader {
+    /// Format version found ([`INDEX_VERSION`] for a new index).
+    pub version: u32,
     pub store_id: [u8; 16],
     pub page_size: u32,
     pub segment_pages: u32,
@@ -58,6 +63,8 @@ struct Dbs {
     topics: Database<Bytes, Bytes>,
     topic_logs: Database<Bytes, Bytes>,
     checkpoints: Database<Bytes, Bytes>,
+    /// Absent from an index of version 1 opened read-only.
+    log_times: Option<Database<Bytes, Bytes>>,
 }
 
 /// The opened index.
@@ -70,6 +77,9 @@ pub(crate) struct Index {
     map_len: usize,
     /// File length known to be allocated (for `keep_slack`).
     slack_until: std::sync::atomic::AtomicU64,
+    /// Entries of `log_times` and `log_pages` read by time lookups, for
+    /// tests that check a read by time costs O(log n + k).
+    pub(crate) entries_read: std::sync::atomic::AtomicU64,
 }
 
 fn le32(b: &[u8]) -> Option<u32> {
@@ -125,6 +135,7 @@ impl Index {
             map_start: info.map_addr as usize,
             map_len: info.map_size,
             slack_until: std::sync::atomic::AtomicU64::new(0),
+            entries_read: std::sync::atomic::AtomicU64::new(0),
             env,
             dbs,
         })
@@ -259,7 +270,7 @@ impl Index {
         let version = le32(f)
             .filter(|_| f.len() == 4)
             .ok_or_else(|| self.bad(f, "format"))?;
-        if version != INDEX_VERSION {
+        if version != INDEX_VERSION && version != INDEX_VERSION_V1 {
             return Err(UnsupportedVersion {
                 what: self.data_file.display().to_string(),
                 found: version,
@@ -279,6 +290,7 @@ impl Index {
             return Err(self.bad(g, "geometry"));
         };
         Ok(Some(IndexHeader {
+            version,
             store_id,
             page_size,
             segment_pages,
@@ -286,7 +298,7 @@ impl Index {
     }
 
     pub fn put_header(&self, txn: &mut RwTxn, h: &IndexHeader) -> Result<()> {
-        self.meta_put(txn, META_FORMAT, INDEX_VERSION.to_le_bytes().to_vec())?;
+        self.put_format(txn, INDEX_VERSION)?;
         self.meta_put(txn, META_STORE_ID, h.store_id.to_vec())?;
         let mut g = h.page_size.to_le_bytes().to_vec();
         g.extend_from_slice(&h.segment_pages.to_le_bytes());
@@ -299,6 +311,12 @@ impl Index {
             },
         )?;
         self.put_next_log_no(txn, 0)
+    }
+
+    /// Writes the format version (an upgrade writes it last, in the
+    /// transaction that completes it).
+    pub fn put_format(&self, txn: &mut RwTxn, version: u32) -> Result<()> {
+        self.meta_put(txn, META_FORMAT, version.to_le_bytes().to_vec())
     }
 
     /// The next page to allocate (`(0, 1)` in a new store).
@@ -371,12 +389,17 @@ fn tables<E>(mut each: impl FnMut(&str) -> Result<Database<Bytes, Bytes>, E>) ->
         topics: each(topics)?,
         topic_logs: each(topic_logs)?,
         checkpoints: each(checkpoints)?,
+        log_times: None,
     })
 }
 
+/// Added by index version 2.
+const LOG_TIMES: &str = "log_times";
+
 fn create_tables(env: &Env<WithoutTls>) -> heed::Result<Dbs> {
     let mut wtxn = env.write_txn()?;
-    let dbs = tables(|name| env.create_database::<Bytes, Bytes>(&mut wtxn, Some(name)))?;
+    let mut dbs = tables(|name| env.create_database::<Bytes, Bytes>(&mut wtxn, Some(name)))?;
+    dbs.log_times = Some(env.create_database::<Bytes, Bytes>(&mut wtxn, Some(LOG_TIMES))?);
     wtxn.commit()?;
     Ok(dbs)
 }
@@ -388,11 +411,14 @@ fn open_tables(env: &Env<WithoutTls>, data_file: &Path) -> Result<Dbs> {
         source,
     };
     let rtxn = env.read_txn().map_err(idx_err)?;
-    let dbs = tables(|name| {
+    let mut dbs = tables(|name| {
         env.open_database::<Bytes, Bytes>(&rtxn, Some(name))
             .map_err(idx_err)?
             .ok_or_else(|| corrupt(data_file, 0, format!("index lacks table {name}")))
     })?;
+    dbs.log_times = env
+        .open_database::<Bytes, Bytes>(&rtxn, Some(LOG_TIMES))
+        .map_err(idx_err)?;
     rtxn.commit().map_err(idx_err)?;
     Ok(dbs)
 }

@@ -6,8 +6,9 @@ use xaeroflux_types::{LogId, TopicId};
 
 use super::codec::{
     LOG_PAGE_KEY_LEN, chunk_key, decode_loc, decode_loc_key, decode_log_page_key,
-    decode_log_record, decode_page_entry, decode_topic_log_key, encode_loc, encode_log_record,
-    encode_page_entry, loc_key, log_page_key, sealed, topic_log_key,
+    decode_log_record, decode_log_time_key, decode_page_entry, decode_topic_log_key, encode_loc,
+    encode_log_record, encode_page_entry, loc_key, log_page_key, log_time_key, sealed,
+    topic_log_key,
 };
 use super::{CHUNK_NODES, Index, LogRecord, PageEntry, PageLoc};
 use crate::error::{Result, corrupt};
@@ -87,6 +88,57 @@ impl Index {
             .map_err(self.err())
     }
 
+    /// Notes in `log_times` that the page of log `log_no` at `first_seq`
+    /// starts with an event of timestamp `first_ts` (a page's first event
+    /// never changes, so writing it again is harmless).
+    pub fn put_page_time(
+        &self,
+        txn: &mut RwTxn,
+        log_no: u32,
+        first_ts: u64,
+        first_seq: u64,
+    ) -> Result<()> {
+        let Some(db) = self.dbs.log_times else {
+            return Err(corrupt(&self.data_file, 0, "index lacks table log_times"));
+        };
+        db.put(
+            txn,
+            &log_time_key(log_no, first_ts, first_seq),
+            &sealed(Vec::new()),
+        )
+        .map_err(self.err())
+    }
+
+    /// The first seq of the last page of log `log_no` whose first event is
+    /// older than `ts`, the seq from which a read of the events at `ts` and
+    /// later starts (timestamps never decrease within a log, so every event
+    /// before it is older than `ts` and the events at `ts` start on that
+    /// page or the next): `None` when no page is older, so the log's
+    /// events at `ts` and later start at seq 0. One lookup. Call only when
+    /// [`Index::has_times`].
+    pub fn seq_before_time(&self, txn: &RoTxn, log_no: u32, ts: u64) -> Result<Option<u64>> {
+        use std::sync::atomic::Ordering;
+        let Some(db) = self.dbs.log_times else {
+            return Err(corrupt(&self.data_file, 0, "index lacks table log_times"));
+        };
+        self.entries_read.fetch_add(1, Ordering::Relaxed);
+        let key = log_time_key(log_no, ts, 0);
+        let Some((k, v)) = db.get_lower_than(txn, &key).map_err(self.err())? else {
+            return Ok(None);
+        };
+        let Some((no, _, first)) = decode_log_time_key(k) else {
+            return Err(self.bad(k, "log time key"));
+        };
+        self.open_value(v, "log time")?;
+        Ok((no == log_no).then_some(first))
+    }
+
+    /// Whether reads by time use the `log_times` table (not an index of
+    /// version 1 opened read-only).
+    pub fn has_times(&self) -> bool {
+        self.dbs.log_times.is_some()
+    }
+
     /// Every page in allocation order.
     pub fn pages(&self, txn: &RoTxn) -> Result<Vec<(PageLoc, PageEntry)>> {
         let mut out = Vec::new();
@@ -121,6 +173,8 @@ impl Index {
     /// The page of a log that holds `seq` (the page with the greatest first
     /// seq not above it).
     pub fn page_of(&self, txn: &RoTxn, log_no: u32, seq: u64) -> Result<Option<(u64, PageLoc)>> {
+        self.entries_read
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let key = log_page_key(log_no, seq);
         let Some((k, v)) = self
             .dbs
@@ -146,6 +200,7 @@ impl Index {
         log_no: u32,
         from_first: u64,
         until: u64,
+        max: usize,
     ) -> Result<Vec<(u64, PageLoc)>> {
         let start = log_page_key(log_no, from_first);
         let end = log_page_key(log_no, u64::MAX);
@@ -159,9 +214,11 @@ impl Index {
             let (_, first) = decode_log_page_key(k)
                 .filter(|_| k.len() == LOG_PAGE_KEY_LEN)
                 .ok_or_else(|| self.bad(k, "log page key"))?;
-            if first >= until {
+            if first >= until || out.len() >= max {
                 break;
             }
+            self.entries_read
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let body = self.open_value(v, "page location")?;
             let loc = decode_loc(body).ok_or_else(|| self.bad(v, "page location"))?;
             out.push((first, loc));

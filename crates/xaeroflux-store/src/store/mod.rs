@@ -12,6 +12,7 @@
 
 mod open;
 mod prove;
+mod range;
 mod read;
 mod replication;
 mod sync_store;

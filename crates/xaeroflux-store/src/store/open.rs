@@ -66,6 +66,7 @@ fn read_segment_zero(dir: &Path) -> Result<Option<IndexHeader>> {
         )
     })?;
     Ok(Some(IndexHeader {
+        version: crate::index::INDEX_VERSION,
         store_id: h.store_id,
         page_size: h.page_size,
         segment_pages: h.segment_pages,
@@ -228,6 +229,9 @@ impl Store {
         };
         store.load_own_heads()?;
         if writable {
+            if header.version == crate::index::INDEX_VERSION_V1 {
+                add_page_times(&store.shared)?;
+            }
             store.start_writer(&options)?;
         }
         Ok(store)
@@ -248,6 +252,7 @@ impl Store {
             options.durability,
             options.writer_log_cache,
             Some(notify),
+            options.clock.clone(),
         )?;
         self.recovered = w.recover()?;
         let (tx, rx) = bounded(WRITER_QUEUE);
@@ -259,6 +264,41 @@ impl Store {
         self.writer = Some(WriterHandle { tx, thread });
         Ok(())
     }
+}
+
+/// Upgrades an index of version 1 to version 2: the `log_times` entry of
+/// every page, from its first event, and the new version, in one
+/// transaction (an upgrade cut short leaves version 1, and runs again).
+fn add_page_times(shared: &Shared) -> Result<()> {
+    use crate::reader::{Expect, open_page};
+    let index = &shared.index;
+    let mut times = Vec::new();
+    {
+        let txn = index.read_txn()?;
+        for (loc, e) in index.pages(&txn)? {
+            if e.count == 0 {
+                continue;
+            }
+            let log = index.log_id(&txn, e.log_no)?.to_bytes();
+            let want = Expect {
+                log: &log,
+                first_seq: e.first_seq,
+                count: e.count,
+                sealed: e.sealed,
+            };
+            let page = open_page(&shared.segments, loc, want)?;
+            if let Some(ev) = page.events(&shared.segments).next() {
+                times.push((e.log_no, ev?.timestamp_ms(), e.first_seq));
+            }
+        }
+    }
+    let mut txn = index.write_txn()?;
+    for (log_no, ts, first) in times {
+        index.put_page_time(&mut txn, log_no, ts, first)?;
+    }
+    index.put_format(&mut txn, crate::index::INDEX_VERSION)?;
+    index.commit(txn)?;
+    index.force_sync()
 }
 
 fn open_index(dir: &Path, writable: bool, map_size: usize) -> Result<Index> {
@@ -313,6 +353,7 @@ fn geometry(dir: &Path, index: &Index, options: &StoreOptions) -> Result<IndexHe
         }
         Some(h) => h,
         None => IndexHeader {
+            version: crate::index::INDEX_VERSION,
             store_id: random::<16>(dir)?,
             page_size: options.page_size.unwrap_or(DEFAULT_PAGE_SIZE),
             segment_pages: options.segment_pages.unwrap_or(DEFAULT_SEGMENT_PAGES),

@@ -209,6 +209,8 @@ struct PageWalk<'a> {
     pages: std::vec::IntoIter<WalkPage>,
     current: Option<PageEvents<'a>>,
     skip_to: u64,
+    /// Events from this seq on are not yielded.
+    until: u64,
 }
 
 impl<'a> PageWalk<'a> {
@@ -218,6 +220,7 @@ impl<'a> PageWalk<'a> {
             pages: pages.into_iter(),
             current: None,
             skip_to,
+            until: u64::MAX,
         }
     }
 
@@ -236,6 +239,11 @@ impl<'a> Iterator for PageWalk<'a> {
             if let Some(cur) = self.current.as_mut() {
                 match cur.next() {
                     Some(Ok(ev)) if ev.seq() < self.skip_to => continue,
+                    Some(Ok(ev)) if ev.seq() >= self.until => {
+                        self.pages = Vec::new().into_iter();
+                        self.current = None;
+                        return None;
+                    }
                     Some(Err(e)) => return self.stop(e),
                     Some(ok) => return Some(ok),
                     None => self.current = None,
@@ -266,6 +274,19 @@ pub(crate) fn log_iter_in<'a>(
     from_seq: u64,
     end: u64,
 ) -> Result<LogIter<'a>> {
+    log_iter_pages(shared, txn, log, rec, from_seq, end, usize::MAX)
+}
+
+/// [`log_iter_in`] over at most `max_pages` pages.
+pub(crate) fn log_iter_pages<'a>(
+    shared: &'a Shared,
+    txn: &RoTxn,
+    log: &LogId,
+    rec: &LogRecord,
+    from_seq: u64,
+    end: u64,
+    max_pages: usize,
+) -> Result<LogIter<'a>> {
     let index = &shared.index;
     let end = end.min(rec.size);
     let mut pages = Vec::new();
@@ -273,7 +294,7 @@ pub(crate) fn log_iter_in<'a>(
         let start = index
             .page_of(txn, rec.log_no, from_seq)?
             .map_or(0, |(f, _)| f);
-        for (first, loc) in index.log_pages(txn, rec.log_no, start, end)? {
+        for (first, loc) in index.log_pages(txn, rec.log_no, start, end, max_pages)? {
             let e = index.page_entry(txn, loc)?;
             if e.log_no != rec.log_no || e.first_seq != first || first + e.count as u64 > rec.size {
                 return Err(corrupt(
@@ -301,6 +322,14 @@ impl<'a> Iterator for EventIter<'a> {
 /// Iterator over one log.
 pub struct LogIter<'a>(PageWalk<'a>);
 
+impl LogIter<'_> {
+    /// Stops before the event at `end`.
+    pub(crate) fn until(mut self, end: u64) -> Self {
+        self.0.until = end;
+        self
+    }
+}
+
 impl<'a> Iterator for LogIter<'a> {
     type Item = Result<EventRef<'a>>;
     fn next(&mut self) -> Option<Self::Item> {
@@ -324,7 +353,7 @@ pub struct TopicIter<'a> {
 }
 
 impl<'a> TopicIter<'a> {
-    fn new(mut iters: Vec<LogIter<'a>>) -> Result<Self> {
+    pub(crate) fn new(mut iters: Vec<LogIter<'a>>) -> Result<Self> {
         let mut heads = BinaryHeap::new();
         let mut peeked = Vec::with_capacity(iters.len());
         for (i, it) in iters.iter_mut().enumerate() {

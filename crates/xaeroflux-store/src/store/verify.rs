@@ -82,7 +82,7 @@ impl Store {
             report,
         };
         let mut expect = 0u64;
-        for (first, loc) in index.log_pages(txn, rec.log_no, 0, u64::MAX)? {
+        for (first, loc) in index.log_pages(txn, rec.log_no, 0, u64::MAX, usize::MAX)? {
             let e: PageEntry = index.page_entry(txn, loc)?;
             if first != expect || e.first_seq != first || e.log_no != rec.log_no {
                 return Err(corrupt(

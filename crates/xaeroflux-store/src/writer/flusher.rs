@@ -37,7 +37,8 @@ pub(crate) struct Job {
     pub seq: u64,
     pub writes: Vec<PageWrite>,
     pub chunks: Vec<(u32, DoneChunk)>,
-    pub pages: Vec<(PageLoc, PageEntry)>,
+    /// Page entries, with the timestamp of each page's first event.
+    pub pages: Vec<(PageLoc, PageEntry, u64)>,
     pub records: Vec<(LogId, LogRecord)>,
     pub topic_names: Vec<(TopicId, String)>,
     /// (log number, size, note): the newest per log.
@@ -139,8 +140,11 @@ impl Flusher {
         for (log_no, c) in &job.chunks {
             index.put_chunk(&mut txn, *log_no, c.tier, c.chunk, &c.nodes)?;
         }
-        for (loc, e) in &job.pages {
+        for (loc, e, first_ts) in &job.pages {
             index.put_page(&mut txn, *loc, e)?;
+            if e.count > 0 {
+                index.put_page_time(&mut txn, e.log_no, *first_ts, e.first_seq)?;
+            }
         }
         for (id, r) in &job.records {
             index.put_log_record(&mut txn, id, r)?;

@@ -2,7 +2,7 @@
 //! the log as held to the author's signed root.
 
 use xaeroflux_merkle::Frontier;
-use xaeroflux_types::{CheckedPage, Rejection, Topic};
+use xaeroflux_types::{CheckedPage, Rejection, Topic, decode_event};
 
 use super::Writer;
 use super::flusher::Job;
@@ -53,12 +53,40 @@ impl Writer {
         };
         let max = self.shared.max_event_len();
         let empty = Frontier::new();
-        let frontier = if held {
-            &self.load_log(log)?.frontier
+        let (frontier, mut last_ts) = if held {
+            let st = self.load_log(log)?;
+            (&st.frontier, st.last_ts)
         } else {
-            &empty
+            (&empty, 0)
         };
-        Ok(v.page.check(&v.checkpoint, frontier, max)?)
+        let checked = v.page.check(&v.checkpoint, frontier, max)?;
+        // A log's timestamps never go back (its author's store raises them):
+        // reads by time rely on it, so a log that breaks it is refused.
+        for (bytes, seq) in v
+            .page
+            .events
+            .iter()
+            .skip(checked.skip)
+            .zip(v.page.first_seq + checked.skip as u64..)
+        {
+            let ts = decode_event(bytes)
+                .map_err(|e| Rejection {
+                    log,
+                    reason: format!("event {seq}: {e}"),
+                })?
+                .timestamp_ms();
+            if ts < last_ts {
+                return Err(Rejection {
+                    log,
+                    reason: format!(
+                        "event {seq} is stamped {ts}, before its predecessor's {last_ts}: a log's timestamps never go back"
+                    ),
+                }
+                .into());
+            }
+            last_ts = ts;
+        }
+        Ok(checked)
     }
 
     fn import(&mut self, v: VerifiedPage, job: &mut Job) -> Result<Committed> {

@@ -79,7 +79,7 @@ impl LogState {
         let Some(open) = self.open.as_mut() else {
             return;
         };
-        open.push(leaf, rec_len);
+        open.push(leaf, ts, rec_len);
         let log_no = self.log_no;
         let chunks = &mut self.chunks;
         self.frontier.push_with(leaf, |l, i, h| {
@@ -182,11 +182,21 @@ impl Writer {
             sealed: false,
         };
         let page = open_page(segs, o.loc, want)?;
+        let mut first_ts = 0;
         let leaves = page
             .events(segs)
-            .map(|ev| ev.map(|e| e.leaf_hash()))
+            .enumerate()
+            .map(|(i, ev)| {
+                ev.map(|e| {
+                    if i == 0 {
+                        first_ts = e.timestamp_ms();
+                    }
+                    e.leaf_hash()
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
-        let mut buf = OpenBuf::new(o.loc, o.first_seq, page.data.len());
+        let mut buf =
+            OpenBuf::with_version(o.loc, o.first_seq, page.data.len(), page.header.version);
         buf.count = o.count;
         buf.used = o.used;
         if buf.end() > page.data.len() {
@@ -200,6 +210,7 @@ impl Writer {
         // cleared by it when they are not valid records.
         buf.buf.copy_from_slice(page.data);
         buf.leaves = leaves;
+        buf.first_ts = first_ts;
         buf.write_from = buf.end();
         Ok(buf)
     }
@@ -238,7 +249,7 @@ impl Writer {
         job: &mut Job,
     ) -> Result<&mut LogState> {
         let st = self.load_log(id)?;
-        if st.open.as_ref().is_none_or(|o| o.room() < rec_len) {
+        if st.open.as_ref().is_none_or(|o| !o.fits(rec_len)) {
             self.next_open_page(&id, job)?;
         }
         self.log_mut(&id)

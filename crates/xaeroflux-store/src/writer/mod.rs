@@ -23,7 +23,6 @@ mod request;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Receiver;
 use xaeroflux_merkle::NoteVerifier;
@@ -43,13 +42,6 @@ pub(crate) use request::{Committed, Reply, Request, VerifiedPage};
 /// Events taken into one group commit, at most.
 const MAX_GROUP_EVENTS: usize = 16 * 1024;
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 pub(crate) struct Writer {
     shared: Arc<Shared>,
     /// Logs kept in memory between jobs, at most (more while in flight).
@@ -66,6 +58,7 @@ pub(crate) struct Writer {
     flusher: Option<Flusher>,
     /// The sealed payload of the event being appended, reused.
     seal_buf: Vec<u8>,
+    clock: crate::options::Clock,
 }
 
 impl Writer {
@@ -74,6 +67,7 @@ impl Writer {
         durability: Durability,
         max_logs: usize,
         notify: Option<Subject<Commit>>,
+        clock: crate::options::Clock,
     ) -> Result<Self> {
         let txn = shared.index.read_txn()?;
         let next_page = shared.index.next_page(&txn)?;
@@ -91,6 +85,7 @@ impl Writer {
             next_page,
             next_log_no,
             seal_buf: Vec::new(),
+            clock,
         })
     }
 
@@ -104,7 +99,8 @@ impl Writer {
             st.touched = false;
             if let Some(open) = st.open.as_mut() {
                 job.writes.push(open.take_write(&id));
-                job.pages.push((open.loc, open.entry(st.log_no)));
+                job.pages
+                    .push((open.loc, open.entry(st.log_no), open.first_ts));
             }
             job.records.push((id, st.record()));
             job.commits.push(Commit {
@@ -127,7 +123,7 @@ impl Writer {
             seq: self.job_seq,
             ..Job::default()
         };
-        let now = now_ms();
+        let now = self.clock.now_ms();
         for req in batch {
             match req {
                 Request::Append { events, reply } => self.append(events, reply, now, &mut job),

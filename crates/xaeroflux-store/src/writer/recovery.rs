@@ -10,7 +10,7 @@ use super::Writer;
 use super::flusher::Job;
 use super::page::OpenBuf;
 use crate::error::{Result, internal};
-use crate::format::{PAGE_HEADER_LEN, PageHeader, read_record};
+use crate::format::{PAGE_HEADER_LEN, PAGE_VERSION, PageHeader, read_record};
 use crate::index::PageLoc;
 
 impl Writer {
@@ -48,7 +48,10 @@ impl Writer {
             // Only a log whose open page holds a valid record past the
             // indexed end needs loading: one CRC check per log otherwise.
             let page = shared.segments.page(open.loc)?;
-            let next = read_record(page, PAGE_HEADER_LEN + open.used as usize)
+            let version = PageHeader::read(page)
+                .map(|h| h.version)
+                .unwrap_or(PAGE_VERSION);
+            let next = read_record(page, PAGE_HEADER_LEN + open.used as usize, version)
                 .ok()
                 .and_then(|(bytes, _)| decode_event(bytes).ok().map(|h| h.seq()));
             if next != Some(rec.size) {
@@ -96,7 +99,7 @@ impl Writer {
                 job.writes.push(w);
                 job.pages.push(p);
             }
-            let mut open = OpenBuf::new(loc, size, page_size);
+            let mut open = OpenBuf::with_version(loc, size, page_size, h.version);
             open.buf.copy_from_slice(data);
             st.open = Some(open);
             self.touch(id);
@@ -115,7 +118,7 @@ impl Writer {
         let mut n = 0u64;
         while let Some(open) = st.open.as_ref() {
             let off = open.end();
-            let Ok((bytes, end)) = read_record(&open.buf, off) else {
+            let Ok((bytes, end)) = read_record(&open.buf, off, open.version) else {
                 break;
             };
             let Ok(header) = decode_event(bytes) else {
