@@ -34,6 +34,9 @@ pub enum Error {
     /// holds keeps it open (it closes when that is dropped).
     #[error("the store is still in use: {0}")]
     InUse(String),
+    /// A typed event could not be written or read as the type asked for.
+    #[error(transparent)]
+    Typed(#[from] crate::typed::TypedError),
 }
 
 impl Error {

@@ -87,6 +87,8 @@ mod private;
 mod private_api;
 mod private_blob;
 mod reads;
+pub mod typed;
+mod typed_api;
 
 pub use builder::{CoreBuilder, DEFAULT_TOPIC};
 pub use core::Core;
@@ -94,6 +96,9 @@ pub use error::{Error, report};
 pub use events::Events;
 pub use private_api::{Member, Payload, PrivateTopicInfo, PublishedKey};
 pub use reads::{ReadEvent, ReadEvents};
+pub use rkyv;
+pub use typed::{EventRefTyped, EventType, EventTyped, Typed, TypedError};
+pub use typed_api::TypedEvents;
 pub use xaeroflux_e2e as e2e;
 pub use xaeroflux_e2e::{E2eError, MemberKey};
 
