@@ -74,11 +74,28 @@ pub enum Cmd {
         #[arg(long)]
         topic: String,
         /// Then print new events as they are committed, until interrupted.
-        #[arg(long, short)]
+        #[arg(long, short, conflicts_with_all = ["until", "last"])]
         follow: bool,
+        /// Only events at or after this moment: milliseconds since the Unix
+        /// epoch, an RFC 3339 time (2026-12-01T18:00:00Z), or a time ago
+        /// (90s, 15m, 2h, 7d). Read through the index by time.
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Only events before this moment (same forms as --since).
+        #[arg(long, value_name = "WHEN")]
+        until: Option<String>,
+        /// Only the last N events (of the --since/--until window, if given).
+        #[arg(long, value_name = "N")]
+        last: Option<u64>,
         /// One JSON object per event.
         #[arg(long)]
         json: bool,
+    },
+    /// Documents: op-based CRDTs (maps, counters, sets, registers) whose
+    /// operations are events of a topic.
+    Doc {
+        #[command(subcommand)]
+        what: DocCmd,
     },
     /// Print a log's signed checkpoint (a C2SP signed note).
     Checkpoint {
@@ -159,6 +176,83 @@ pub enum TopicCmd {
         #[arg(long)]
         title: Option<String>,
         /// As one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DocCmd {
+    /// Set KEY to VALUE in the map MAP (last writer wins).
+    Set {
+        /// Topic of the document.
+        #[arg(long)]
+        topic: String,
+        /// The map's name.
+        map: String,
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+    },
+    /// Delete KEY from the map MAP.
+    Del {
+        /// Topic of the document.
+        #[arg(long)]
+        topic: String,
+        /// The map's name.
+        map: String,
+        /// The key.
+        key: String,
+    },
+    /// Add N (negative to subtract) to the counter COUNTER.
+    Add {
+        /// Topic of the document.
+        #[arg(long)]
+        topic: String,
+        /// The counter's name.
+        counter: String,
+        /// How much to add; may be negative (`xf doc add --topic T likes -1`).
+        #[arg(allow_negative_numbers = true)]
+        n: i64,
+    },
+    /// Insert ELEMENT into the set SET.
+    Insert {
+        /// Topic of the document.
+        #[arg(long)]
+        topic: String,
+        /// The set's name.
+        set: String,
+        /// The element.
+        element: String,
+    },
+    /// Remove ELEMENT from the set SET (the adds this store has seen).
+    Remove {
+        /// Topic of the document.
+        #[arg(long)]
+        topic: String,
+        /// The set's name.
+        set: String,
+        /// The element.
+        element: String,
+    },
+    /// Set the register NAME to VALUE (last writer wins).
+    Put {
+        /// Topic of the document.
+        #[arg(long)]
+        topic: String,
+        /// The register's name.
+        name: String,
+        /// The value.
+        value: String,
+    },
+    /// Print the document's state.
+    Get {
+        /// Topic of the document.
+        #[arg(long)]
+        topic: String,
+        /// The whole state as one JSON object keyed by each CRDT's name:
+        /// maps as objects, counters as numbers, sets as sorted arrays.
         #[arg(long)]
         json: bool,
     },

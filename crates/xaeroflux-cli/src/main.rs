@@ -111,8 +111,15 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Cat {
             topic,
             follow,
+            since,
+            until,
+            last,
             json,
-        } => cmd::store::cat(db, &topic, follow, json, &mut out)?,
+        } => {
+            let window = cmd::when::Window::parse(since.as_deref(), until.as_deref(), last)?;
+            cmd::store::cat(db, &topic, follow, window, json, &mut out)?
+        }
+        Cmd::Doc { what } => cmd::doc::doc(db, what, &mut out)?,
         Cmd::Checkpoint { log } => cmd::store::checkpoint(db, &log, &mut out)?,
         Cmd::Stat { json } => cmd::store::stat(db, json, &mut out)?,
         Cmd::Prove { what } => cmd::prove::prove(db, what, &mut out)?,

@@ -151,30 +151,6 @@ fn append_dump_prove_checkpoint_and_verify() {
     assert_eq!(stat["logs"], 2);
 }
 
-/// Starts `xf serve` on a free port of 127.0.0.1: the child, its output
-/// after the first line, and the address it listens on.
-fn spawn_serve(
-    db: &std::path::Path,
-) -> (
-    std::process::Child,
-    std::io::Lines<BufReader<std::process::ChildStdout>>,
-    String,
-) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xf"))
-        .arg("--db")
-        .arg(db)
-        .args(["serve", "--tcp", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn xf serve");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    assert!(first.starts_with("serving "), "{first}");
-    let addr = first.rsplit(' ').next().unwrap().to_string();
-    (child, lines, addr)
-}
-
 /// Proofs at older sizes of a log, over the CLI: every size of a 5-event
 /// log on one open page, and sizes around the page boundaries of a
 /// 300-event log. Each is checked with the pure verifier against the root
@@ -603,6 +579,24 @@ fn nodes_sync_and_take_appends_from_other_processes() {
     let r = xf(&a, &["node", "--topic", "chat", "--local-only"]);
     assert!(!r.status.success());
     assert!(String::from_utf8_lossy(&r.stderr).contains("locked"));
+}
+
+/// `xf doc` beside a running node: the operation is handed to the node
+/// (which holds the store), and `xf doc get` reads the state beside it.
+#[test]
+fn xf_doc_hands_operations_to_a_running_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let (mut node, _ticket) = NodeProc::start(&db, &[]);
+    xf_ok(&db, &["doc", "add", "--topic", "chat", "likes", "3"]);
+    xf_ok(&db, &["doc", "insert", "--topic", "chat", "here", "ann"]);
+    xf_ok(&db, &["doc", "remove", "--topic", "chat", "here", "ann"]);
+    xf_ok(&db, &["doc", "add", "--topic", "chat", "likes", "-1"]);
+    let state = xf_ok(&db, &["doc", "get", "--topic", "chat", "--json"]);
+    let state: serde_json::Value = serde_json::from_str(state.trim()).unwrap();
+    assert_eq!(state, serde_json::json!({"likes": 2, "here": []}));
+    let _ = node.child.kill();
+    let _ = node.child.wait();
 }
 
 /// `xf node` closes cleanly on SIGTERM and on SIGINT: exit status 0, its

@@ -130,7 +130,14 @@ pub fn dump(db: &Path, log: &LogArg, json: bool, out: &mut impl Write) -> Result
 
 /// The payloads of a topic view, one a line; with `follow`, then each new
 /// event as it commits.
-pub fn cat(db: &Path, topic: &str, follow: bool, json: bool, out: &mut impl Write) -> Result<()> {
+pub fn cat(
+    db: &Path,
+    topic: &str,
+    follow: bool,
+    window: super::when::Window,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<()> {
     let core = open_ro(db)?;
     let topic = Topic::new(topic)?;
     if xaeroflux::e2e::parse_topic_name(topic.name()).is_some() {
@@ -145,9 +152,35 @@ pub fn cat(db: &Path, topic: &str, follow: bool, json: bool, out: &mut impl Writ
         None
     };
     let mut printed: HashMap<LogId, u64> = HashMap::new();
-    for ev in core.iter_topic(&topic) {
+    // A window by time and a count from the end use the index by time:
+    // nothing before the window is read.
+    let history = match (window.since, window.until, window.last) {
+        (None, None, None) => core.iter_topic(&topic),
+        (None, None, Some(n)) => core.iter_topic_last(&topic, n),
+        (since, until, _) => {
+            core.iter_topic_range(&topic, since.unwrap_or(0), until.unwrap_or(u64::MAX))
+        }
+    };
+    let mut kept = std::collections::VecDeque::new();
+    let keep = match (window.since.or(window.until), window.last) {
+        (Some(_), Some(n)) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+        _ => None,
+    };
+    for ev in history {
         let ev = ev?;
         printed.insert(ev.log_id(), ev.seq() + 1);
+        match keep {
+            Some(0) => {}
+            Some(n) => {
+                if kept.len() == n {
+                    kept.pop_front();
+                }
+                kept.push_back(ev);
+            }
+            None => print_event(&core, &ev, private, json, out)?,
+        }
+    }
+    for ev in kept {
         print_event(&core, &ev, private, json, out)?;
     }
     let Some(sub) = live.as_mut() else {

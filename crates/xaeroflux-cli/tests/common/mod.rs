@@ -53,3 +53,27 @@ pub fn json_lines(s: &str) -> Vec<serde_json::Value> {
 pub fn rng() -> xaeroflux_testkit::Rng {
     xaeroflux_testkit::seeded_rng()
 }
+
+/// Starts `xf serve` on a free port of 127.0.0.1: the child, its output
+/// after the first line, and the address it listens on.
+pub fn spawn_serve(
+    db: &std::path::Path,
+) -> (
+    std::process::Child,
+    std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    String,
+) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_xf"))
+        .arg("--db")
+        .arg(db)
+        .args(["serve", "--tcp", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn xf serve");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("serving "), "{first}");
+    let addr = first.rsplit(' ').next().unwrap().to_string();
+    (child, lines, addr)
+}
