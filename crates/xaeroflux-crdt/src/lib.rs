@@ -30,6 +30,8 @@ mod doc;
 mod error;
 pub mod op;
 pub mod snapshot;
+#[cfg(feature = "loro")]
+pub mod text;
 mod types;
 
 pub use doc::{

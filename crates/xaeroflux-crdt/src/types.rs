@@ -168,113 +168,150 @@ impl PnCounter {
     }
 }
 
-/// An observed-remove set: each add is tagged with its operation id; a
-/// remove carries the tags it observed and removes exactly those, so an add
-/// the remover had not seen survives it (add wins over a concurrent remove).
+/// An observed-remove set (add wins). Each add is tagged with its
+/// operation id; a remove of an element carries, per author, the latest add
+/// tag of it that the remover observed, and removes that author's adds of
+/// the element up to that tag, so an add the remover had not seen survives.
+///
+/// "Up to" is sound because replicas hold prefixes of each log: whoever saw
+/// an author's add at seq 9 saw its earlier adds too. It keeps the state
+/// to one entry per element and author, however many adds and removes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrSet {
-    /// Live tags per element.
-    elements: BTreeMap<Vec<u8>, BTreeSet<OpId>>,
-    /// The element of each live tag.
-    tags: BTreeMap<OpId, Vec<u8>>,
-    /// Tags removed (before or after their add arrived).
-    removed: BTreeSet<OpId>,
+    /// Per element, per author: the seq of the latest add not removed.
+    adds: BTreeMap<Vec<u8>, BTreeMap<[u8; 32], u64>>,
+    /// Per element, per author: adds up to this seq are removed.
+    removed: BTreeMap<Vec<u8>, BTreeMap<[u8; 32], u64>>,
 }
 
 impl OrSet {
-    /// An add of `element` tagged `id`.
+    /// An add of `element` tagged `id`; whether the element appeared.
     pub fn add(&mut self, id: OpId, element: &[u8]) -> bool {
-        if self.removed.contains(&id) || self.tags.contains_key(&id) {
+        let gone = self
+            .removed
+            .get(element)
+            .and_then(|r| r.get(&id.author))
+            .is_some_and(|s| *s >= id.seq);
+        if gone {
             return false;
         }
-        self.tags.insert(id, element.to_vec());
-        let tags = self.elements.entry(element.to_vec()).or_default();
-        tags.insert(id);
-        tags.len() == 1
+        let was = self.contains(element);
+        let tags = self.adds.entry(element.to_vec()).or_default();
+        let latest = tags.entry(id.author).or_insert(id.seq);
+        *latest = (*latest).max(id.seq);
+        !was
     }
 
-    /// A remove of the tags `observed` (whatever element they tagged).
-    pub fn remove(&mut self, observed: &[OpId]) -> bool {
-        let mut changed = false;
+    /// A remove of `element` that observed the tags `observed`; whether the
+    /// element disappeared.
+    pub fn remove(&mut self, element: &[u8], observed: &[OpId]) -> bool {
+        let was = self.contains(element);
+        let removed = self.removed.entry(element.to_vec()).or_default();
         for id in observed {
-            self.removed.insert(*id);
-            if let Some(el) = self.tags.remove(id)
-                && let Some(tags) = self.elements.get_mut(&el)
-            {
-                tags.remove(id);
-                if tags.is_empty() {
-                    self.elements.remove(&el);
-                    changed = true;
-                }
+            let r = removed.entry(id.author).or_insert(id.seq);
+            *r = (*r).max(id.seq);
+        }
+        if let Some(tags) = self.adds.get_mut(element) {
+            tags.retain(|author, seq| removed.get(author).is_none_or(|r| *seq > *r));
+            if tags.is_empty() {
+                self.adds.remove(element);
             }
         }
-        changed
+        was && !self.contains(element)
     }
 
     /// Whether `element` is in the set.
     pub fn contains(&self, element: &[u8]) -> bool {
-        self.elements.contains_key(element)
+        self.adds.get(element).is_some_and(|t| !t.is_empty())
     }
 
-    /// The live tags of `element` (what a remove of it carries).
+    /// The live add tags of `element`, one per author (what a remove of
+    /// it carries).
     pub fn tags_of(&self, element: &[u8]) -> Vec<OpId> {
-        self.elements
+        self.adds
             .get(element)
-            .map(|t| t.iter().copied().collect())
+            .map(|t| {
+                t.iter()
+                    .map(|(author, seq)| OpId {
+                        author: *author,
+                        seq: *seq,
+                    })
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     /// The elements, sorted.
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        self.elements.keys().map(Vec::as_slice)
+        self.adds.keys().map(Vec::as_slice)
     }
 
     /// Number of elements.
     pub fn len(&self) -> usize {
-        self.elements.len()
+        self.adds.len()
     }
 
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
-        self.elements.is_empty()
+        self.adds.is_empty()
     }
 }
 
 /// A multi-value register: a write replaces the writes it observed;
-/// concurrent writes are all kept, until a write that saw them.
+/// concurrent writes are all kept, until a write that saw them. A write
+/// carries, per author, the latest write it observed, and replaces that
+/// author's writes up to it; an author's later write replaces its earlier
+/// ones (its own log is a prefix of what it saw). One entry per author.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MvRegister {
-    values: BTreeMap<OpId, Vec<u8>>,
-    superseded: BTreeSet<OpId>,
+    /// Per author: its latest write not replaced.
+    values: BTreeMap<[u8; 32], (u64, Vec<u8>)>,
+    /// Per author: writes up to this seq are replaced.
+    superseded: BTreeMap<[u8; 32], u64>,
 }
 
 impl MvRegister {
-    /// A write of `value` by `id`, which observed the writes `observed`.
+    /// A write of `value` by `id`, which observed the writes `observed`;
+    /// whether the visible values changed.
     pub fn apply(&mut self, id: OpId, value: &[u8], observed: &[OpId]) -> bool {
         let before = self.value_set();
         for o in observed {
-            self.superseded.insert(*o);
-            self.values.remove(o);
+            let s = self.superseded.entry(o.author).or_insert(o.seq);
+            *s = (*s).max(o.seq);
         }
-        if !self.superseded.contains(&id) {
-            self.values.entry(id).or_insert_with(|| value.to_vec());
+        let sup = &self.superseded;
+        self.values
+            .retain(|author, (seq, _)| sup.get(author).is_none_or(|s| *seq > *s));
+        let replaced = sup.get(&id.author).is_some_and(|s| *s >= id.seq);
+        let older = self
+            .values
+            .get(&id.author)
+            .is_some_and(|(seq, _)| *seq >= id.seq);
+        if !replaced && !older {
+            self.values.insert(id.author, (id.seq, value.to_vec()));
         }
         before != self.value_set()
     }
 
     /// The ids of the current values (what a new write observes).
     pub fn heads(&self) -> Vec<OpId> {
-        self.values.keys().copied().collect()
+        self.values
+            .iter()
+            .map(|(author, (seq, _))| OpId {
+                author: *author,
+                seq: *seq,
+            })
+            .collect()
     }
 
     /// The current values, sorted, without repeats.
     pub fn values(&self) -> Vec<&[u8]> {
-        let set: BTreeSet<&[u8]> = self.values.values().map(Vec::as_slice).collect();
+        let set: BTreeSet<&[u8]> = self.values.values().map(|(_, v)| v.as_slice()).collect();
         set.into_iter().collect()
     }
 
     fn value_set(&self) -> BTreeSet<Vec<u8>> {
-        self.values.values().cloned().collect()
+        self.values.values().map(|(_, v)| v.clone()).collect()
     }
 }
 
@@ -322,7 +359,7 @@ impl DocState {
             OpBody::MapDelete(k) => self.maps.entry(name).or_default().apply(stamp, k, None),
             OpBody::CounterAdd(d) => self.counters.entry(name).or_default().apply(id, *d),
             OpBody::SetAdd(e) => self.sets.entry(name).or_default().add(id, e),
-            OpBody::SetRemove(_, tags) => self.sets.entry(name).or_default().remove(tags),
+            OpBody::SetRemove(e, tags) => self.sets.entry(name).or_default().remove(e, tags),
             OpBody::MvSet(v, seen) => self
                 .mv_registers
                 .entry(name)
