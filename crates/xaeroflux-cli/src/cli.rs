@@ -255,6 +255,10 @@ pub enum DocCmd {
         /// maps as objects, counters as numbers, sets as sorted arrays.
         #[arg(long)]
         json: bool,
+        /// The state as it was at this moment (the operations stamped
+        /// before it; same forms as `xf cat --since`).
+        #[arg(long, value_name = "WHEN")]
+        at: Option<String>,
     },
 }
 

@@ -56,6 +56,25 @@ fn doc_commands_edit_a_document_and_get_prints_it_as_one_json_object() {
     let logs = xf_ok(db, &["logs", "--json"]);
     assert!(logs.contains("\"size\":10"), "{logs}");
     xf_ok(db, &["verify"]);
+    // As it was before any operation, and now.
+    let before = xf_ok(db, &["doc", "get", "--topic", "t", "--json", "--at", "0"]);
+    assert_eq!(before.trim(), "{}");
+    let later = xf_ok(
+        db,
+        &[
+            "doc",
+            "get",
+            "--topic",
+            "t",
+            "--json",
+            "--at",
+            "2999-01-01T00:00:00Z",
+        ],
+    );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(later.trim()).unwrap(),
+        get(db, "t")
+    );
     // An empty document is an empty object.
     assert_eq!(get(db, "nothing-here"), serde_json::json!({}));
 }

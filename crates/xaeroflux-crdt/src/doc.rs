@@ -106,6 +106,32 @@ impl<'c> Doc<'c> {
         Ok(doc)
     }
 
+    /// The state as it was at `at_ms`: the operations stamped before that
+    /// moment, read through the index by time (only those are read).
+    /// Timestamps are the authors' clocks, so this is the state as the
+    /// authors' clocks put it, not as this replica received it.
+    pub fn state_at(core: &Core, topic: &Topic, at_ms: u64) -> Result<DocState, CrdtError> {
+        let mut state = DocState::default();
+        let events = core.iter_topic_range(topic, 0, at_ms);
+        for read in core.read_events(events) {
+            let read = read?;
+            let Some(op) = read.plaintext().filter(|p| Op::is_op(p)) else {
+                continue;
+            };
+            let Ok(op) = Op::decode(op) else { continue };
+            let ev = &read.event;
+            let stamp = Stamp {
+                timestamp_ms: ev.timestamp_ms(),
+                id: OpId {
+                    author: *ev.author(),
+                    seq: ev.seq(),
+                },
+            };
+            state.apply(stamp, &op);
+        }
+        Ok(state)
+    }
+
     /// Folds in the operations committed since the last read (local or
     /// replicated); returns how many. Writes a snapshot once
     /// [`SNAPSHOT_EVERY`] operations were folded since the last.
@@ -128,22 +154,23 @@ impl<'c> Doc<'c> {
             let read = read?;
             let ev = &read.event;
             seen.push((ev.log_id(), ev.seq() + 1));
-            let Some(payload) = read.plaintext() else {
-                continue; // a private topic this store holds no key for
+            let id = OpId {
+                author: *ev.author(),
+                seq: ev.seq(),
             };
-            if !Op::is_op(payload) {
+            // A private topic this store holds no key for, or another event.
+            let Some(payload) = read.plaintext().filter(|p| Op::is_op(p)) else {
+                self.state.pass_over(id);
                 continue;
-            }
+            };
             let Ok(op) = Op::decode(payload) else {
                 self.malformed += 1;
+                self.state.pass_over(id);
                 continue;
             };
             let stamp = Stamp {
                 timestamp_ms: ev.timestamp_ms(),
-                id: OpId {
-                    author: *ev.author(),
-                    seq: ev.seq(),
-                },
+                id,
             };
             self.state.apply(stamp, &op);
             n += 1;

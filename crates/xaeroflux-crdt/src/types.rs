@@ -144,27 +144,34 @@ impl Applied {
     }
 }
 
-/// A counter that goes up and down: the sum of the distinct operations'
-/// deltas (wrapping on overflow, so the sum is order-independent).
+/// A counter that goes up and down: per author, the sums of its increments
+/// and of its decrements; the value is their difference (wrapping on
+/// overflow, so it is order-independent). Each operation must be applied
+/// once: [`DocState::apply`] drops repeated operation ids before any type
+/// sees them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PnCounter {
-    applied: Applied,
-    value: i64,
+    /// Per author: (sum of increments, sum of decrements).
+    parts: BTreeMap<[u8; 32], (u64, u64)>,
 }
 
 impl PnCounter {
-    /// Adds `delta` once per operation id.
-    pub fn apply(&mut self, id: OpId, delta: i64) -> bool {
-        if !self.applied.insert(id) {
-            return false;
+    /// Adds `delta`, an operation of `author`.
+    pub fn apply(&mut self, author: [u8; 32], delta: i64) -> bool {
+        let (p, n) = self.parts.entry(author).or_default();
+        if delta >= 0 {
+            *p = p.wrapping_add(delta.unsigned_abs());
+        } else {
+            *n = n.wrapping_add(delta.unsigned_abs());
         }
-        self.value = self.value.wrapping_add(delta);
         delta != 0
     }
 
     /// The counter's value.
     pub fn value(&self) -> i64 {
-        self.value
+        self.parts.values().fold(0i64, |v, (p, n)| {
+            v.wrapping_add(*p as i64).wrapping_sub(*n as i64)
+        })
     }
 }
 
@@ -335,6 +342,9 @@ pub enum CrdtKind {
 /// as a set do not interfere, in any order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DocState {
+    /// The operations applied (and other events of the topic passed over),
+    /// as ranges of seqs per author: a repeated operation is dropped here.
+    pub applied: Applied,
     /// Last-writer-wins registers.
     pub registers: BTreeMap<String, LwwRegister>,
     /// Last-writer-wins maps.
@@ -351,13 +361,16 @@ impl DocState {
     /// Applies one operation, carried by the event `stamp` names; returns
     /// whether the visible state of its CRDT changed.
     pub fn apply(&mut self, stamp: Stamp, op: &Op) -> bool {
-        let name = op.name.clone();
         let id = stamp.id;
+        if !self.applied.insert(id) {
+            return false;
+        }
+        let name = op.name.clone();
         match &op.body {
             OpBody::RegisterSet(v) => self.registers.entry(name).or_default().apply(stamp, v),
             OpBody::MapSet(k, v) => self.maps.entry(name).or_default().apply(stamp, k, Some(v)),
             OpBody::MapDelete(k) => self.maps.entry(name).or_default().apply(stamp, k, None),
-            OpBody::CounterAdd(d) => self.counters.entry(name).or_default().apply(id, *d),
+            OpBody::CounterAdd(d) => self.counters.entry(name).or_default().apply(id.author, *d),
             OpBody::SetAdd(e) => self.sets.entry(name).or_default().add(id, e),
             OpBody::SetRemove(e, tags) => self.sets.entry(name).or_default().remove(e, tags),
             OpBody::MvSet(v, seen) => self
@@ -366,6 +379,12 @@ impl DocState {
                 .or_default()
                 .apply(id, v, seen),
         }
+    }
+
+    /// Notes an event of the topic that is not an operation (or does not
+    /// decode), so the ranges of seqs seen stay whole.
+    pub fn pass_over(&mut self, id: OpId) {
+        self.applied.insert(id);
     }
 
     /// The document as one JSON object keyed by each CRDT's name: maps as

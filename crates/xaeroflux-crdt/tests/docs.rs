@@ -151,6 +151,43 @@ fn snapshot_refused(path: &Path, bytes: &[u8], topic: &Topic) -> bool {
 }
 
 #[test]
+fn the_state_at_a_past_moment_folds_only_the_operations_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = open(dir.path());
+    let topic = Topic::new("hist").unwrap();
+    let mut doc = Doc::open(&core, &topic).unwrap();
+    doc.counter("n").add(1).unwrap();
+    doc.map("m").set("k", "old").unwrap();
+    let ts = |seq: u64| {
+        core.iter_log(&core.own_log(&topic), seq)
+            .next()
+            .unwrap()
+            .unwrap()
+            .timestamp_ms()
+    };
+    // Wait for the clock to move on, boundedly, so the next ops are later.
+    let t1 = ts(1);
+    assert!(xaeroflux_testkit::wait_until(WAIT, || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+            > t1
+    }));
+    doc.counter("n").add(10).unwrap();
+    doc.map("m").set("k", "new").unwrap();
+    assert!(ts(2) > t1);
+    let then = Doc::state_at(&core, &topic, t1 + 1).unwrap();
+    assert_eq!(then.counters["n"].value(), 1);
+    assert_eq!(then.maps["m"].get(b"k"), Some(&b"old"[..]));
+    assert_eq!(
+        &Doc::state_at(&core, &topic, u64::MAX).unwrap(),
+        doc.state()
+    );
+    assert_eq!(Doc::state_at(&core, &topic, 0).unwrap(), Default::default());
+}
+
+#[test]
 fn a_watch_reports_each_change_once_after_its_commit_local_or_replicated() {
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     let (a, b) = (open(dirs[0].path()), open(dirs[1].path()));

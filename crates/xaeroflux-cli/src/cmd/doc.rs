@@ -13,7 +13,7 @@ use crate::output::{ReceiptOut, json_line};
 /// Runs one `xf doc` command.
 pub fn doc(db: &Path, what: DocCmd, out: &mut impl Write) -> Result<()> {
     match what {
-        DocCmd::Get { topic, json } => get(db, &topic, json, out),
+        DocCmd::Get { topic, json, at } => get(db, &topic, json, at.as_deref(), out),
         DocCmd::Set {
             topic,
             map,
@@ -63,14 +63,19 @@ pub fn doc(db: &Path, what: DocCmd, out: &mut impl Write) -> Result<()> {
 
 /// Prints the document: with `--json` one object keyed by CRDT name, else
 /// one `name: value` line per CRDT (values as JSON).
-fn get(db: &Path, topic: &str, json: bool, out: &mut impl Write) -> Result<()> {
+fn get(db: &Path, topic: &str, json: bool, at: Option<&str>, out: &mut impl Write) -> Result<()> {
     let core = crate::open_ro(db)?;
     let topic = Topic::new(topic)?;
     if xaeroflux::e2e::parse_topic_name(topic.name()).is_some() {
         core.private_topic(topic.name())?;
     }
-    let doc = Doc::open(&core, &topic)?;
-    let state = doc.to_json();
+    let state = match at {
+        Some(when) => {
+            let now = super::when::parse_when(when, super::when::now_ms())?;
+            Doc::state_at(&core, &topic, now)?.to_json()
+        }
+        None => Doc::open(&core, &topic)?.to_json(),
+    };
     if json {
         writeln!(out, "{state}")?;
     } else if let Some(obj) = state.as_object() {

@@ -28,7 +28,8 @@ impl Window {
     }
 }
 
-fn now_ms() -> u64 {
+/// The time now, in milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
