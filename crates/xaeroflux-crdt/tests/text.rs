@@ -3,7 +3,6 @@
 //! The Loro adapter: two peers insert concurrently at the same position,
 //! sync over loopback TCP, and converge; a third opens from the log alone.
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use xaeroflux::{Core, Topic};
@@ -12,17 +11,10 @@ use xaeroflux_crdt::text::TextDoc;
 const WAIT: Duration = Duration::from_secs(30);
 
 fn sync_pair(a: &Core, b: &Core) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::scope(|s| {
-        let served = s.spawn(|| {
-            let (conn, _) = listener.accept().unwrap();
-            a.sync_over_tcp(conn, &[], WAIT).unwrap()
-        });
-        let conn = std::net::TcpStream::connect(addr).unwrap();
-        b.sync_over_tcp(conn, &[], WAIT).unwrap();
-        served.join().unwrap();
-    });
+    xaeroflux_testkit::tcp_pair(
+        |c| a.sync_over_tcp(c, &[], WAIT).unwrap(),
+        |c| b.sync_over_tcp(c, &[], WAIT).unwrap(),
+    );
 }
 
 #[test]

@@ -8,7 +8,6 @@
 //! unchanged.
 
 use std::collections::VecDeque;
-use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -424,17 +423,10 @@ async fn a_cursor_misses_nothing_replicated_behind_it() {
 
 /// One XSP session between two stores over loopback TCP.
 fn sync_pair(a: &Core, b: &Core) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::scope(|s| {
-        let served = s.spawn(|| {
-            let (conn, _) = listener.accept().unwrap();
-            a.sync_over_tcp(conn, &[], WAIT).unwrap()
-        });
-        let conn = std::net::TcpStream::connect(addr).unwrap();
-        b.sync_over_tcp(conn, &[], WAIT).unwrap();
-        served.join().unwrap();
-    });
+    xaeroflux_testkit::tcp_pair(
+        |c| a.sync_over_tcp(c, &[], WAIT).unwrap(),
+        |c| b.sync_over_tcp(c, &[], WAIT).unwrap(),
+    );
 }
 
 #[tokio::test]

@@ -238,3 +238,24 @@ pub fn context_switches() -> u64 {
         })
         .sum()
 }
+
+/// Runs `a` and `b` on the two ends of one loopback TCP connection, `a` on
+/// the accepting side in a thread of its own; returns both results. For a
+/// sync session between two stores: `tcp_pair(|c| a.sync_over_tcp(c, ..),
+/// |c| b.sync_over_tcp(c, ..))`.
+pub fn tcp_pair<A: Send, B>(
+    a: impl FnOnce(std::net::TcpStream) -> A + Send,
+    b: impl FnOnce(std::net::TcpStream) -> B,
+) -> (A, B) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let addr = listener.local_addr().expect("local address");
+    std::thread::scope(|s| {
+        let served = s.spawn(move || {
+            let (conn, _) = listener.accept().expect("accept");
+            a(conn)
+        });
+        let conn = std::net::TcpStream::connect(addr).expect("connect");
+        let rb = b(conn);
+        (served.join().expect("the accepting side panicked"), rb)
+    })
+}

@@ -3,7 +3,6 @@
 //! Private topics through the facade: sealed in the writer, opened on
 //! read by members, carried blind by a relay, closed to removed members.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
@@ -19,17 +18,10 @@ fn open(dir: &Path) -> Core {
 /// One XSP session between two stores over loopback TCP: each pulls what
 /// the other has.
 fn sync_pair(a: &Core, b: &Core) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::scope(|s| {
-        let served = s.spawn(|| {
-            let (conn, _) = listener.accept().unwrap();
-            a.sync_over_tcp(conn, &[], WAIT).unwrap()
-        });
-        let conn = std::net::TcpStream::connect(addr).unwrap();
-        b.sync_over_tcp(conn, &[], WAIT).unwrap();
-        served.join().unwrap();
-    });
+    xaeroflux_testkit::tcp_pair(
+        |c| a.sync_over_tcp(c, &[], WAIT).unwrap(),
+        |c| b.sync_over_tcp(c, &[], WAIT).unwrap(),
+    );
 }
 
 /// The application payloads of a topic as `core` reads them, in order.

@@ -94,7 +94,12 @@ impl Store {
         self.shared.index.entries_read.load(Ordering::Relaxed)
     }
 
-    fn topic_records(&self, txn: &RoTxn, topic: &TopicId) -> Result<Vec<(LogId, LogRecord)>> {
+    /// Every log of a topic with its index record.
+    pub(super) fn topic_records(
+        &self,
+        txn: &RoTxn,
+        topic: &TopicId,
+    ) -> Result<Vec<(LogId, LogRecord)>> {
         let index = &self.shared.index;
         let mut out = Vec::new();
         for log_no in index.topic_logs(txn, topic)? {

@@ -79,11 +79,8 @@ impl Store {
         from: impl Fn(&LogId) -> u64,
     ) -> Result<TopicIter<'_>> {
         let txn = self.txn()?;
-        let index = &self.shared.index;
         let mut iters = Vec::new();
-        for log_no in index.topic_logs(&txn, topic)? {
-            let log = index.log_id(&txn, log_no)?;
-            let rec = self.record(&txn, &log)?;
+        for (log, rec) in self.topic_records(&txn, topic)? {
             let start = from(&log);
             if start < rec.size {
                 iters.push(log_iter_in(
