@@ -105,6 +105,9 @@ pub enum ErrorCode {
     Internal,
     /// Another version of the protocol.
     Version,
+    /// The sender has no room for this session now (its session caps are
+    /// reached); try again later.
+    Busy,
     /// A code this version does not know.
     Other(u16),
 }
@@ -119,6 +122,7 @@ impl ErrorCode {
             ErrorCode::Timeout => 4,
             ErrorCode::Internal => 5,
             ErrorCode::Version => 6,
+            ErrorCode::Busy => 7,
             ErrorCode::Other(c) => c,
         }
     }
@@ -131,6 +135,7 @@ impl ErrorCode {
             4 => ErrorCode::Timeout,
             5 => ErrorCode::Internal,
             6 => ErrorCode::Version,
+            7 => ErrorCode::Busy,
             c => ErrorCode::Other(c),
         }
     }

@@ -6,7 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 
@@ -18,6 +18,32 @@ const READ_CHUNK: usize = 256 * 1024;
 /// Chunks the reader thread may queue ahead of the session.
 const READ_AHEAD: usize = 64;
 
+/// How a session is driven: its deadlines, and who may admit it once the
+/// peer has said who it is.
+pub struct RunOptions<'a> {
+    /// How long the session may go without any news (bytes from the peer
+    /// or a store write finishing).
+    pub timeout: Duration,
+    /// How long the peer has, from the start, to complete its `HELLO`. A
+    /// peer that connects and stays silent (or trickles bytes) is dropped
+    /// after this, whatever `timeout` is.
+    pub hello_timeout: Duration,
+    /// Called once, when the peer's `HELLO` has arrived; an `Err` ends the
+    /// session with `ERROR` busy and that reason (a server's session caps).
+    pub admit: Option<&'a mut dyn FnMut() -> Result<(), String>>,
+}
+
+impl RunOptions<'_> {
+    /// `timeout` for both deadlines and no admission check.
+    pub fn new(timeout: Duration) -> Self {
+        RunOptions {
+            timeout,
+            hello_timeout: timeout,
+            admit: None,
+        }
+    }
+}
+
 /// Runs one session to its end over `reader` and `writer` (the two halves
 /// of one connection). `timeout` bounds how long the session may go
 /// without any news (bytes from the peer or a store write finishing).
@@ -28,7 +54,7 @@ pub fn run<S, R, W>(
     store: &S,
     config: SessionConfig,
     reader: R,
-    mut writer: W,
+    writer: W,
     timeout: Duration,
 ) -> Result<Outcome, SyncError>
 where
@@ -36,10 +62,40 @@ where
     R: Read + Send + 'static,
     W: Write,
 {
+    run_with(store, config, reader, writer, RunOptions::new(timeout))
+}
+
+/// [`run`] with a handshake deadline and an admission check
+/// ([`RunOptions`]).
+pub fn run_with<S, R, W>(
+    store: &S,
+    config: SessionConfig,
+    reader: R,
+    mut writer: W,
+    mut opts: RunOptions<'_>,
+) -> Result<Outcome, SyncError>
+where
+    S: SyncStore + ?Sized,
+    R: Read + Send + 'static,
+    W: Write,
+{
+    let timeout = opts.timeout;
+    let hello_by = Instant::now() + opts.hello_timeout;
     let mut session = Session::new(store, config)?;
     let bytes = spawn_reader(reader)?;
     let (done_tx, done_rx) = unbounded::<(u64, Result<u64, StoreFault>)>();
+    let mut admitted = false;
     let result = loop {
+        if !admitted && session.peer_said_hello() {
+            admitted = true;
+            if let Some(admit) = opts.admit.as_mut()
+                && let Err(reason) = admit()
+            {
+                let e = session.fail(SyncError::Busy(reason));
+                let _ = send(&mut session, &mut writer);
+                break Err(e);
+            }
+        }
         if let Err(e) = send(&mut session, &mut writer) {
             break Err(e);
         }
@@ -50,6 +106,18 @@ where
                 Some(e) => Err(SyncError::Protocol(e)),
             };
         }
+        // Until the peer has said HELLO, the handshake deadline bounds the
+        // wait too.
+        let (wait, late) = if admitted {
+            (timeout, SyncError::Timeout(timeout))
+        } else {
+            let left = hello_by.saturating_duration_since(Instant::now());
+            if left < timeout {
+                (left, SyncError::NoHello(opts.hello_timeout))
+            } else {
+                (timeout, SyncError::Timeout(timeout))
+            }
+        };
         let step = select! {
             recv(bytes) -> m => match m {
                 Ok(Ok(b)) if b.is_empty() => Err(session.peer_closed().err()),
@@ -61,7 +129,7 @@ where
                 Ok((token, r)) => session.complete(token, r).map_err(Some),
                 Err(_) => Ok(()),
             },
-            default(timeout) => Err(Some(session.fail(SyncError::Timeout(timeout)))),
+            default(wait) => Err(Some(session.fail(late))),
         };
         match step {
             Ok(()) => {}
@@ -155,10 +223,23 @@ pub fn run_tcp<S: SyncStore + ?Sized>(
     stream: TcpStream,
     timeout: Duration,
 ) -> Result<Outcome, SyncError> {
+    run_tcp_with(store, config, stream, RunOptions::new(timeout))
+}
+
+/// [`run_tcp`] with a handshake deadline and an admission check.
+pub fn run_tcp_with<S: SyncStore + ?Sized>(
+    store: &S,
+    config: SessionConfig,
+    stream: TcpStream,
+    opts: RunOptions<'_>,
+) -> Result<Outcome, SyncError> {
     stream.set_nodelay(true)?;
+    // A peer that stops reading must not hold this side in a write for
+    // ever: a write that makes no progress for the timeout fails.
+    stream.set_write_timeout(Some(opts.timeout.max(Duration::from_millis(1))))?;
     let reader = stream.try_clone()?;
     let shutdown = stream.try_clone()?;
-    let r = run(store, config, reader, &stream, timeout);
+    let r = run_with(store, config, reader, &stream, opts);
     // Ends the reader thread whatever happened.
     let _ = shutdown.shutdown(std::net::Shutdown::Both);
     r

@@ -8,7 +8,9 @@
 //! [`SyncStore`] trait, and what the session wants written (a page to
 //! import, fork evidence to keep) comes out as an [`Action`] whose result
 //! the driver hands back. [`driver`] runs a session over any byte stream
-//! (an in-memory [`pipe`] or TCP), pipelining those writes. [`MemStore`]
+//! (an in-memory [`pipe`] or TCP), pipelining those writes; [`serve`] is
+//! a TCP server whose handshake deadline and caps keep silent or greedy
+//! peers from holding it. [`MemStore`]
 //! is a whole store in memory, for tests and tools; with the `sim`
 //! feature, [`sim`] drives many of them through a simulated network.
 //!
@@ -39,6 +41,7 @@ pub mod codec;
 pub mod driver;
 mod mem;
 mod pipe;
+pub mod serve;
 mod session;
 #[cfg(feature = "sim")]
 pub mod sim;
@@ -100,6 +103,12 @@ pub enum SyncError {
     /// The peer sent nothing for too long.
     #[error("the peer sent nothing for {0:?}")]
     Timeout(std::time::Duration),
+    /// The peer did not complete its `HELLO` within the handshake deadline.
+    #[error("the peer sent no HELLO within {0:?}")]
+    NoHello(std::time::Duration),
+    /// This side has no room for the session (a session cap is reached).
+    #[error("busy: {0}")]
+    Busy(String),
     /// The peer closed the stream before the session ended.
     #[error("the peer closed the connection before the session ended")]
     Closed,
@@ -130,7 +139,8 @@ impl SyncError {
             SyncError::Version(_) => ErrorCode::Version,
             SyncError::Protocol(_) => ErrorCode::Protocol,
             SyncError::Rejected(_) => ErrorCode::Rejected,
-            SyncError::Timeout(_) => ErrorCode::Timeout,
+            SyncError::Timeout(_) | SyncError::NoHello(_) => ErrorCode::Timeout,
+            SyncError::Busy(_) => ErrorCode::Busy,
             _ => ErrorCode::Internal,
         }
     }

@@ -393,6 +393,11 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             .count()
     }
 
+    /// Whether the peer's `HELLO` has arrived (the handshake is done).
+    pub fn peer_said_hello(&self) -> bool {
+        self.peer_hello
+    }
+
     /// Whether the session has ended, well or not.
     pub fn is_finished(&self) -> bool {
         matches!(self.phase, Phase::Done | Phase::Failed)

@@ -418,6 +418,20 @@ impl Core {
         )?)
     }
 
+    /// Serves XSP sessions over TCP on `server` until its
+    /// [`Stopper`](xaeroflux_sync::serve::Stopper) stops it: a handshake
+    /// deadline and caps on handshakes and sessions (in all and per
+    /// address) keep silent or greedy peers from holding it
+    /// ([`ServeLimits`](xaeroflux_sync::serve::ServeLimits)). `report`
+    /// hears of each connection's end, from the sessions' threads.
+    pub fn serve_tcp(
+        &self,
+        server: &xaeroflux_sync::serve::TcpServer,
+        report: &(dyn Fn(xaeroflux_sync::serve::ServeEvent) + Sync),
+    ) {
+        server.run(&*self.store, &|_| SessionConfig::default(), report);
+    }
+
     /// Stores a large payload in the blob store and appends an event that
     /// references it (BLAKE3 hash and size); peers fetch it, verified.
     ///

@@ -3,17 +3,17 @@
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use xaeroflux::sync::serve::{ServeEvent, ServeLimits, TcpServer};
 use xaeroflux::{Core, Error, NoteVerifier, Outcome, Topic};
 
 use crate::output::{ForkOut, json_line};
 use crate::{open_ro, open_rw};
 
-/// Sessions `xf serve` runs at once, at most.
-const MAX_SESSIONS: usize = 32;
+/// How long a connection to `xf serve` has to say HELLO.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a peer may stay silent in a served session.
 const SERVE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -40,52 +40,38 @@ fn describe(r: &Result<Outcome, Error>) -> String {
     }
 }
 
-/// Answers sessions until interrupted: one thread accepts, a thread per
-/// session (at most [`MAX_SESSIONS`]), and this thread prints what each
-/// reports.
+/// Answers sessions until interrupted, within the server's default
+/// [`ServeLimits`]: a connection has 5 s to say HELLO, at most 64 wait for
+/// it (8 per address, the oldest making room), and at most 32 sessions run
+/// (8 per address); this thread prints how each connection ended.
 pub fn serve(db: &Path, tcp: &str, out: &mut impl Write) -> Result<()> {
     let core = open_rw(db)?;
     let listener = TcpListener::bind(tcp).with_context(|| format!("listening on {tcp}"))?;
-    writeln!(
-        out,
-        "serving {} on {}",
-        db.display(),
-        listener.local_addr()?
-    )?;
+    let limits = ServeLimits::default().with_timeouts(HELLO_TIMEOUT, SERVE_TIMEOUT);
+    let server = TcpServer::new(listener, limits)?;
+    writeln!(out, "serving {} on {}", db.display(), server.local_addr())?;
     out.flush()?;
     let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let active = AtomicUsize::new(0);
     std::thread::scope(|s| -> Result<()> {
-        let (core, active) = (&core, &active);
+        let (core, server) = (&core, &server);
         s.spawn(move || {
-            for conn in listener.incoming() {
-                let conn = match conn {
-                    Ok(c) => c,
-                    Err(e) => {
-                        let _ = tx.send(format!("accept failed: {e}"));
-                        continue;
+            let report = move |e: ServeEvent| {
+                let line = match e {
+                    ServeEvent::Session { peer, result } => {
+                        format!("session {peer}: {}", describe(&result.map_err(Error::from)))
                     }
+                    ServeEvent::Dropped { peer } => format!(
+                        "session {peer}: dropped: no HELLO yet, and newer connections needed the room"
+                    ),
+                    ServeEvent::Refused { peer, reason } => {
+                        format!("session {peer}: refused: {reason}")
+                    }
+                    ServeEvent::AcceptFailed(e) => format!("accept failed: {e}"),
+                    other => format!("{other:?}"),
                 };
-                let peer = conn
-                    .peer_addr()
-                    .map(|a| a.to_string())
-                    .unwrap_or_else(|_| "?".into());
-                // Bounded: a flood of connections must not become a flood
-                // of threads.
-                if active.load(Ordering::Acquire) >= MAX_SESSIONS {
-                    let _ = tx.send(format!(
-                        "session {peer}: refused: {MAX_SESSIONS} sessions already running"
-                    ));
-                    continue;
-                }
-                active.fetch_add(1, Ordering::AcqRel);
-                let tx = tx.clone();
-                s.spawn(move || {
-                    let r = core.sync_over_tcp(conn, &[], SERVE_TIMEOUT);
-                    let _ = tx.send(format!("session {peer}: {}", describe(&r)));
-                    active.fetch_sub(1, Ordering::AcqRel);
-                });
-            }
+                let _ = tx.send(line);
+            };
+            core.serve_tcp(server, &report);
         });
         for line in rx {
             writeln!(out, "{line}")?;
