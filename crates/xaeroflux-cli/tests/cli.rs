@@ -428,6 +428,79 @@ fn serve_and_sync_over_tcp() {
 }
 
 #[test]
+fn serve_stays_usable_while_200_idle_connections_are_held_open() {
+    use std::io::Read;
+    use std::net::TcpStream;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for i in 0..20 {
+        xf_ok(&a, &["append", "--topic", "news", &format!("a{i}")]);
+    }
+    let (mut server, lines, addr) = spawn_serve(&a);
+    // The server's report, read on a thread so its pipe never fills.
+    let report = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let done = AtomicBool::new(false);
+    let bound = Duration::from_secs(60);
+    let (opened_tx, opened) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        // 200 connections that never send HELLO, from the legitimate
+        // peer's own address; each one the server closes is reopened.
+        let flood = s.spawn(|| {
+            let connect = || TcpStream::connect(addr.as_str()).ok();
+            let mut idle: Vec<TcpStream> = (0..200).filter_map(|_| connect()).collect();
+            assert_eq!(idle.len(), 200, "200 idle connections opened");
+            for c in &idle {
+                c.set_nonblocking(true).unwrap();
+            }
+            opened_tx.send(()).unwrap();
+            let started = Instant::now();
+            let mut reopened = 0u64;
+            let mut buf = [0u8; 4096];
+            while !done.load(Ordering::Acquire) && started.elapsed() < bound {
+                for conn in &mut idle {
+                    let closed = match conn.read(&mut buf) {
+                        Ok(0) => true,
+                        Ok(_) => false,
+                        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+                    };
+                    if closed && let Some(c) = connect() {
+                        c.set_nonblocking(true).unwrap();
+                        *conn = c;
+                        reopened += 1;
+                    }
+                }
+                std::thread::yield_now();
+            }
+            reopened
+        });
+        // A legitimate sync goes through beside them, twice.
+        opened
+            .recv_timeout(bound)
+            .expect("the idle connections are open");
+        let out = xf_ok(&b, &["sync", "--tcp", &addr, "--timeout", "20"]);
+        assert!(out.starts_with("ok: pulled 20 events in 1 logs"), "{out}");
+        let out = xf_ok(&b, &["sync", "--tcp", &addr, "--timeout", "20"]);
+        assert!(out.starts_with("ok: pulled 0 events"), "{out}");
+        done.store(true, Ordering::Release);
+        assert!(
+            flood.join().unwrap() > 0,
+            "the server closed idle connections"
+        );
+    });
+    server.kill().unwrap();
+    let _ = server.wait();
+    let report = report.join().unwrap();
+    let ok = report.iter().filter(|l| l.contains(": ok: pulled")).count();
+    assert_eq!(ok, 2, "two sessions served: {report:?}");
+    assert!(
+        report.iter().any(|l| l.contains(": dropped: no HELLO yet")),
+        "silent connections were dropped"
+    );
+}
+
+#[test]
 fn forks_are_listed_after_a_sync_with_a_forked_peer() {
     let dir = tempfile::tempdir().unwrap();
     let (a, twin, c) = (

@@ -153,6 +153,7 @@ fn a_legitimate_peer_syncs_while_200_idle_connections_are_held_open() {
             .map(|_| connect_from(1, addr).expect("connect"))
             .collect();
         let done = AtomicBool::new(false);
+        let (opened_tx, opened) = unbounded();
         std::thread::scope(|s| {
             // 200 idle connections from eight other addresses, each one
             // reopened as soon as the server closes it, until the
@@ -164,6 +165,7 @@ fn a_legitimate_peer_syncs_while_200_idle_connections_are_held_open() {
                         (from, connect_from(from, addr).expect("connect"))
                     })
                     .collect();
+                let _ = opened_tx.send(());
                 let started = Instant::now();
                 let mut reopened = 0u64;
                 let mut buf = [0u8; 4096];
@@ -184,6 +186,9 @@ fn a_legitimate_peer_syncs_while_200_idle_connections_are_held_open() {
                 (idle.len(), reopened)
             });
             // The legitimate peer syncs, again and again, beside them.
+            opened
+                .recv_timeout(WAIT)
+                .expect("the idle connections are open");
             for seed in 10..15 {
                 let got = sync_from(&MemStore::with_seed(seed), 1, addr);
                 assert_eq!(got.expect("a legitimate sync"), 50);
