@@ -428,6 +428,48 @@ fn serve_and_sync_over_tcp() {
 }
 
 #[test]
+fn a_repaired_store_serves_other_authors_logs_with_their_names_and_signatures() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
+    for i in 0..20 {
+        xf_ok(&a, &["append", "--topic", "news", &format!("a{i}")]);
+    }
+    xf_ok(&b, &["append", "--topic", "news", "b0"]);
+    let (mut server, _lines, addr) = spawn_serve(&a);
+    let out = xf_ok(&b, &["sync", "--tcp", &addr]);
+    assert!(out.starts_with("ok: pulled 20 events in 1 logs"), "{out}");
+    server.kill().unwrap();
+    let _ = server.wait();
+
+    // The index is lost; the segments and the catalog rebuild it.
+    std::fs::remove_dir_all(b.join("index")).unwrap();
+    let out = xf_ok(&b, &["repair"]);
+    assert!(
+        out.contains("restored 1 topic names and 1 checkpoints of other authors"),
+        "{out}"
+    );
+    assert!(out.contains("verified: ok"), "{out}");
+
+    // A third store pulls both logs from the repaired one: `a`'s is served
+    // with `a`'s signed checkpoint, and the topic has its name.
+    let (mut server, _lines, addr) = spawn_serve(&b);
+    let out = xf_ok(&c, &["sync", "--tcp", &addr]);
+    assert!(out.starts_with("ok: pulled 21 events in 2 logs"), "{out}");
+    server.kill().unwrap();
+    let _ = server.wait();
+    let logs = json_lines(&xf_ok(&c, &["logs", "--json"]));
+    assert_eq!(logs.len(), 2);
+    for l in &logs {
+        assert_eq!(l["topic"].as_str(), Some("news"), "{l}");
+    }
+    assert_eq!(xf_ok(&c, &["cat", "--topic", "news"]).lines().count(), 21);
+}
+
+#[test]
 fn serve_stays_usable_while_200_idle_connections_are_held_open() {
     use std::io::Read;
     use std::net::TcpStream;

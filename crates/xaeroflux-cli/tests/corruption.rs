@@ -1,7 +1,7 @@
 // Tests may unwrap, index and panic: a panic is a failed test.
 #![allow(clippy::restriction)]
 //! Bad bytes on disk: random bytes flipped in, or files truncated, among the
-//! segment, index and identity files. Each damaged copy of a store must give
+//! segment, index, catalog and identity files. Each damaged copy of a store must give
 //! a typed error naming what is corrupt, or answers identical to the
 //! undamaged store's: never a panic, a crash, or a silently wrong answer.
 
@@ -96,9 +96,16 @@ fn check_exit(out: &std::process::Output, args: &[&str]) -> Result<(), String> {
         out.status.signal()
     );
     assert_eq!(out.status.code(), Some(1), "xf {args:?} panicked: {err}");
-    let named = ["data.mdb", ".xfseg", "identity.key", "index error", "index"]
-        .iter()
-        .any(|n| err.contains(n));
+    let named = [
+        "data.mdb",
+        ".xfseg",
+        "identity.key",
+        "catalog.xfcat",
+        "index error",
+        "index",
+    ]
+    .iter()
+    .any(|n| err.contains(n));
     assert!(
         named,
         "xf {args:?} failed without naming the damaged file: {err}"
@@ -121,7 +128,11 @@ fn dumps(db: &Path) -> Vec<String> {
 }
 
 fn targets(db: &Path) -> Vec<PathBuf> {
-    let mut files = vec![db.join("identity.key"), db.join("index/data.mdb")];
+    let mut files = vec![
+        db.join("identity.key"),
+        db.join("index/data.mdb"),
+        db.join("catalog.xfcat"),
+    ];
     let mut segs: Vec<PathBuf> = std::fs::read_dir(db.join("segments"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -144,10 +155,12 @@ fn damaged_stores_fail_cleanly_or_answer_correctly() {
     for round in 0..ROUNDS {
         let db = base.path().join(format!("r{round}"));
         copy_dir(&pristine, &db);
-        // Half the rounds hit the segments, the rest the index and identity.
+        // Half the rounds hit the segments, the rest the index, the
+        // catalog and the identity.
         let which = match rng.below(20) {
-            0..=9 => 2 + rng.below(files.len() as u64 - 2) as usize,
-            10..=16 => 1,
+            0..=9 => 3 + rng.below(files.len() as u64 - 3) as usize,
+            10..=15 => 1,
+            16..=17 => 2,
             _ => 0,
         };
         let target = db.join(files[which].strip_prefix(&pristine).unwrap());
@@ -192,6 +205,23 @@ fn damaged_stores_fail_cleanly_or_answer_correctly() {
                         dumps(&db),
                         dumps(&pristine),
                         "round {round}: {what}: repair changed the logs"
+                    );
+                    repaired += 1;
+                }
+                // A damaged catalog is rebuilt too (names after the damage
+                // are lost, events never), and the store verifies again.
+                if which == 2 {
+                    let out = xf(&db, &["repair"]);
+                    assert!(
+                        out.status.success(),
+                        "round {round}: {what}: repair failed: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    let v = xf(&db, &["verify"]);
+                    assert!(
+                        v.status.success(),
+                        "round {round}: {what}: verify after repair: {}",
+                        String::from_utf8_lossy(&v.stderr)
                     );
                     repaired += 1;
                 }

@@ -29,6 +29,7 @@
 //! checked page reads; `tree` the MMR chunks; `subscribe` live
 //! subscriptions; `fork` fork proof files.
 
+mod catalog;
 mod error;
 mod fork;
 mod format;
@@ -49,8 +50,8 @@ pub use error::{Result, StoreError};
 pub use fork::{FORK_MAGIC, ForkProof, ForkSide};
 pub use options::{Clock, DEFAULT_PAGE_SIZE, DEFAULT_SEGMENT_PAGES, Durability, StoreOptions};
 pub use receipts::{
-    BatchReceipt, ConsistencyProof, EventReceipt, InclusionProof, LogHead, LogInfo, Receipt, Stats,
-    VerifyReport,
+    BatchReceipt, CatalogRestore, ConsistencyProof, EventReceipt, InclusionProof, LogHead, LogInfo,
+    Receipt, Stats, VerifyReport,
 };
 pub use seal::{SealPlace, Sealer};
 pub use store::{EventIter, ImportDone, LogIter, PendingAppend, Replication, Store, TopicIter};

@@ -142,6 +142,8 @@ pub struct VerifyReport {
     pub roots: u64,
     /// Stored checkpoints whose signature and root were checked.
     pub checkpoints: u64,
+    /// Records of the catalog (`catalog.xfcat`) read and checked.
+    pub catalog_records: u64,
     /// What is wrong; empty when all is well.
     pub problems: Vec<StoreError>,
 }
@@ -151,6 +153,20 @@ impl VerifyReport {
     pub fn is_ok(&self) -> bool {
         self.problems.is_empty()
     }
+}
+
+/// What a writer's open took back from the catalog (`catalog.xfcat`) into
+/// the index: topic names and other authors' checkpoints that the index
+/// had lost (all of them after `Store::repair`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CatalogRestore {
+    /// Topic names put back.
+    pub topic_names: u64,
+    /// Checkpoints put back (each checked: signature, size, root).
+    pub checkpoints: u64,
+    /// Where a damaged catalog was moved by a repair (its whole records
+    /// before the damage were kept).
+    pub set_aside: Option<std::path::PathBuf>,
 }
 
 /// Sizes of a store.

@@ -23,6 +23,11 @@ pub(crate) struct Segments {
 }
 
 impl Segments {
+    /// The store id every segment header carries.
+    pub fn store_id(&self) -> [u8; 16] {
+        self.store_id
+    }
+
     pub fn new(dir: PathBuf, page_size: usize, segment_pages: u32, store_id: [u8; 16]) -> Self {
         Self {
             dir,

@@ -180,9 +180,11 @@ fn a_lost_index_is_rebuilt_from_the_segments_on_open() {
     assert_eq!(store.recovered_events(), 300 + 17 + 64);
     assert_eq!(snapshot(&store), before);
     assert!(store.verify().unwrap().is_ok());
-    // The topic view works by name; the name itself comes back with the next append.
+    // The topic view works by name, and the names come back from the catalog.
     let x = Topic::new("x").unwrap();
     assert_eq!(store.iter_topic(&x).unwrap().count(), 300);
+    assert_eq!(store.catalog_restored().topic_names, 3);
+    assert_eq!(store.topic_name(&x.id()).unwrap().as_deref(), Some("x"));
     store
         .append(NewEvent::application(&x, b"more".to_vec()))
         .unwrap();

@@ -72,8 +72,8 @@ impl Core {
 
     /// Rebuilds a damaged index from the segments (which hold everything
     /// appended) and opens the store: the old index is kept aside, and its
-    /// path returned. Topic names and other authors' checkpoints, which
-    /// live only in the index, are not recovered.
+    /// path returned. Topic names and other authors' checkpoints come back
+    /// from the store's catalog ([`Core::catalog_restored`]).
     pub fn repair(dir: impl AsRef<Path>) -> Result<(Core, Option<PathBuf>), Error> {
         let (store, moved) = Store::repair(dir, StoreOptions::default())?;
         let default_topic = Topic::new(crate::DEFAULT_TOPIC)?;
@@ -314,6 +314,12 @@ impl Core {
     /// Events that recovery found beyond the index when the store opened.
     pub fn recovered_events(&self) -> u64 {
         self.store.recovered_events()
+    }
+
+    /// What the open took back from the store's catalog into its index:
+    /// topic names and other authors' checkpoints the index had lost.
+    pub fn catalog_restored(&self) -> &xaeroflux_store::CatalogRestore {
+        self.store.catalog_restored()
     }
 
     /// The store's directory.

@@ -88,6 +88,19 @@ pub fn repair(db: &Path, out: &mut impl Write) -> Result<()> {
     if let Some(p) = moved {
         writeln!(out, "the previous index is kept at {}", p.display())?;
     }
+    let r = core.catalog_restored();
+    writeln!(
+        out,
+        "restored {} topic names and {} checkpoints of other authors from the catalog",
+        r.topic_names, r.checkpoints
+    )?;
+    if let Some(p) = &r.set_aside {
+        writeln!(
+            out,
+            "the catalog was damaged: what preceded the damage was kept, the file is at {}",
+            p.display()
+        )?;
+    }
     problems(&core.verify()?, "remain after the rebuild")?;
     writeln!(out, "verified: ok")?;
     core.close()?;

@@ -1,8 +1,9 @@
 //! Byte layouts of the store's own files: segment headers, page headers,
-//! event records and the identity file. Each layout is drawn once, in its
+//! event records, the identity file and the catalog. Each layout is drawn once, in its
 //! module, with every offset a named constant built from the one before;
 //! `docs/storage-format.md` describes them.
 
+pub(crate) mod catalog;
 mod identity;
 mod page;
 mod record;

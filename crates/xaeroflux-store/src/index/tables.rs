@@ -271,6 +271,19 @@ impl Index {
         })
     }
 
+    /// Every topic name, in topic-id order.
+    pub fn topic_names(&self, txn: &RoTxn) -> Result<Vec<(TopicId, String)>> {
+        let mut out = Vec::new();
+        for item in self.dbs.topics.iter(txn).map_err(self.err())? {
+            let (k, v) = item.map_err(self.err())?;
+            let id: [u8; 32] = k.try_into().map_err(|_| self.bad(k, "topic key"))?;
+            let body = self.open_value(v, "topic name")?;
+            let name = String::from_utf8(body.to_vec()).map_err(|_| self.bad(v, "topic name"))?;
+            out.push((TopicId(id), name));
+        }
+        Ok(out)
+    }
+
     /// Log numbers of every log in a topic.
     pub fn topic_logs(&self, txn: &RoTxn, topic: &TopicId) -> Result<Vec<u32>> {
         let mut out = Vec::new();
@@ -309,5 +322,18 @@ impl Index {
             "checkpoint",
             |b| String::from_utf8(b.to_vec()).ok(),
         )
+    }
+
+    /// Every stored checkpoint note, by log number.
+    pub fn checkpoints(&self, txn: &RoTxn) -> Result<Vec<(u32, String)>> {
+        let mut out = Vec::new();
+        for item in self.dbs.checkpoints.iter(txn).map_err(self.err())? {
+            let (k, v) = item.map_err(self.err())?;
+            let no: [u8; 4] = k.try_into().map_err(|_| self.bad(k, "checkpoint key"))?;
+            let body = self.open_value(v, "checkpoint")?;
+            let note = String::from_utf8(body.to_vec()).map_err(|_| self.bad(v, "checkpoint"))?;
+            out.push((u32::from_be_bytes(no), note));
+        }
+        Ok(out)
     }
 }

@@ -56,6 +56,7 @@ pub struct Store {
     _lock: Option<File>,
     read_only: bool,
     recovered: u64,
+    restored: crate::receipts::CatalogRestore,
 }
 
 impl std::fmt::Debug for Store {
@@ -103,6 +104,12 @@ impl Store {
     /// Events that recovery found on disk beyond the index at open.
     pub fn recovered_events(&self) -> u64 {
         self.recovered
+    }
+
+    /// What the writer's open took back from the catalog into the index
+    /// (topic names, other authors' checkpoints).
+    pub fn catalog_restored(&self) -> &crate::receipts::CatalogRestore {
+        &self.restored
     }
 
     /// Page size in bytes.

@@ -12,6 +12,7 @@ use xaeroflux_reactive::{Observable, Overflow, Subject};
 use xaeroflux_types::fs::{sync_dir, write_atomic};
 
 use super::{Store, WriterHandle};
+use crate::catalog::{Catalog, restore};
 use crate::error::{Result, StoreError, corrupt, io_err};
 use crate::format::{
     IDENTITY_LEN, SEGMENT_HEADER_LEN, SEGMENT_NUMBER_OFFSET, SEGMENT_PAGE_SIZE_OFFSET,
@@ -149,9 +150,11 @@ impl Store {
     /// was appended: the current index (damaged, or from another time) is
     /// moved aside to `index.damaged-<unix seconds>` and a new one is built
     /// by replaying every page. Topic names and other authors' checkpoints
-    /// live only in the index and are not recovered (the store's own
-    /// checkpoints are signed again on demand). Returns the opened store
-    /// and where the old index went.
+    /// come back from the catalog (`catalog.xfcat`; see
+    /// [`Store::catalog_restored`]); a damaged catalog is moved aside and
+    /// what precedes the damage kept. The store's own checkpoints are
+    /// signed again on demand. Returns the opened store and where the old
+    /// index went.
     pub fn repair(dir: impl AsRef<Path>, options: StoreOptions) -> Result<(Self, Option<PathBuf>)> {
         let dir = dir.as_ref();
         if options.read_only {
@@ -182,6 +185,8 @@ impl Store {
 
     fn open_inner(dir: &Path, options: StoreOptions, held_lock: Option<File>) -> Result<Self> {
         let writable = !options.read_only;
+        // A repair holds the lock already; it salvages a damaged catalog.
+        let repairing = held_lock.is_some();
         if writable {
             std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         } else if !dir.is_dir() {
@@ -226,20 +231,21 @@ impl Store {
             _lock: lock,
             read_only: !writable,
             recovered: 0,
+            restored: Default::default(),
         };
         store.load_own_heads()?;
         if writable {
             if header.version == crate::index::INDEX_VERSION_V1 {
                 add_page_times(&store.shared)?;
             }
-            store.start_writer(&options)?;
+            store.start_writer(&options, repairing)?;
         }
         Ok(store)
     }
 
     /// Recovers what the index lacks, then starts the writer and flusher
     /// and the commit announcements.
-    fn start_writer(&mut self, options: &StoreOptions) -> Result<()> {
+    fn start_writer(&mut self, options: &StoreOptions, repairing: bool) -> Result<()> {
         let (notify, observable): (Subject<Commit>, Observable<Commit>) =
             Subject::<Commit>::builder()
                 .name("commits")
@@ -255,6 +261,7 @@ impl Store {
             options.clock.clone(),
         )?;
         self.recovered = w.recover()?;
+        w.set_catalog(self.open_catalog(repairing)?);
         let (tx, rx) = bounded(WRITER_QUEUE);
         let thread = std::thread::Builder::new()
             .name("xaeroflux-writer".into())
@@ -263,6 +270,31 @@ impl Store {
         self.commits = Some(observable);
         self.writer = Some(WriterHandle { tx, thread });
         Ok(())
+    }
+}
+
+impl Store {
+    /// Opens the catalog and puts back into the index what it lacks of it
+    /// (after recovery, so the logs' sizes are known); a new catalog, one
+    /// cut at a torn tail, or one grown past twice what is live, is written
+    /// again from the index.
+    fn open_catalog(&mut self, repairing: bool) -> Result<Catalog> {
+        let shared = self.shared.clone();
+        let store_id = shared.segments.store_id();
+        let opened = Catalog::open(&shared.dir, &store_id, repairing)?;
+        let r = restore(&shared.index, opened.entries, |log, size| {
+            self.root_at(log, size)
+        })?;
+        let mut catalog = opened.catalog;
+        if opened.fresh || catalog.wants_compaction() {
+            catalog.compact(&shared.index, &store_id, &shared.author)?;
+        }
+        self.restored = crate::receipts::CatalogRestore {
+            topic_names: r.topic_names,
+            checkpoints: r.checkpoints,
+            set_aside: opened.set_aside,
+        };
+        Ok(catalog)
     }
 }
 

@@ -63,7 +63,72 @@ impl Store {
                 report.problems.push(e);
             }
         }
+        if let Err(e) = self.verify_catalog(&txn, &mut report) {
+            report.problems.push(e);
+        }
         Ok(report)
+    }
+
+    /// Checks the catalog: its header and records, and that every topic
+    /// name and other author's checkpoint of the index is in it (the index
+    /// transaction `txn` is older than the file read here, and the flusher
+    /// appends to the catalog before it commits the index). A store no
+    /// writer has opened since catalogs exist has none: nothing to check.
+    fn verify_catalog(&self, txn: &RoTxn, report: &mut VerifyReport) -> Result<()> {
+        use crate::format::catalog::{CatalogEntry, Damage};
+        let dir = &self.shared.dir;
+        let Some(read) = crate::catalog::read(dir, &self.shared.segments.store_id())? else {
+            return Ok(());
+        };
+        let path = crate::catalog::catalog_path(dir);
+        if let Some(Damage::Corrupt { offset, reason }) = &read.scan.damage {
+            return Err(corrupt(&path, *offset, reason.clone()));
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut sizes = std::collections::HashMap::<LogId, u64>::new();
+        for (_, e) in read.scan.entries {
+            report.catalog_records += 1;
+            match e {
+                CatalogEntry::TopicName { topic, .. } => {
+                    names.insert(topic);
+                }
+                CatalogEntry::Checkpoint { log, size, .. } => {
+                    let s = sizes.entry(log).or_default();
+                    *s = (*s).max(size);
+                }
+            }
+        }
+        let index = &self.shared.index;
+        for (topic, name) in index.topic_names(txn)? {
+            if !names.contains(&topic) {
+                return Err(corrupt(
+                    &path,
+                    read.scan.valid_end,
+                    format!("the name of topic {name:?} is in the index but not in the catalog"),
+                ));
+            }
+        }
+        for (log_no, note) in index.checkpoints(txn)? {
+            let log = index.log_id(txn, log_no)?;
+            if log.author == self.shared.author {
+                continue;
+            }
+            let v = NoteVerifier::new(&log.origin(), &log.author)?;
+            let Ok(cp) = v.verify_checkpoint(&note) else {
+                continue; // reported with the log
+            };
+            if sizes.get(&log).is_none_or(|s| *s < cp.size) {
+                return Err(corrupt(
+                    &path,
+                    read.scan.valid_end,
+                    format!(
+                        "log {log}: the checkpoint at size {} is in the index but not in the catalog",
+                        cp.size
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Checks one log: its pages in order, their events and page-tree

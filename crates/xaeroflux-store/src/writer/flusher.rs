@@ -18,6 +18,7 @@ use super::handoff::HandoffReceiver;
 use super::page::PageWrite;
 use super::request::{Committed, Reply};
 use crate::Durability;
+use crate::catalog::{Catalog, encode_records};
 use crate::error::{Result, StoreError, internal, io_err};
 use crate::index::{LogRecord, PageEntry, PageLoc};
 use crate::shared::{Shared, Stopped};
@@ -41,8 +42,8 @@ pub(crate) struct Job {
     pub pages: Vec<(PageLoc, PageEntry, u64)>,
     pub records: Vec<(LogId, LogRecord)>,
     pub topic_names: Vec<(TopicId, String)>,
-    /// (log number, size, note): the newest per log.
-    pub checkpoints: Vec<(u32, u64, String)>,
+    /// (log number, log, size, note): the newest per log.
+    pub checkpoints: Vec<(u32, LogId, u64, String)>,
     pub next_page: PageLoc,
     pub next_log_no: u32,
     pub answers: Vec<(Reply<Committed>, Committed)>,
@@ -60,6 +61,9 @@ pub(crate) struct Flusher {
     /// Where commits are announced to subscribers.
     pub notify: Option<Subject<Commit>>,
     pub durability: Durability,
+    /// Where topic names and received checkpoints are kept beside the
+    /// index (set at open, after recovery; recovery itself writes none).
+    pub catalog: Option<Catalog>,
     files: HashMap<u32, File>,
     unsynced: HashSet<u32>,
     index_synced: Instant,
@@ -75,6 +79,7 @@ impl Flusher {
             shared,
             notify,
             durability,
+            catalog: None,
             files: HashMap::new(),
             unsynced: HashSet::new(),
             index_synced: Instant::now(),
@@ -96,7 +101,29 @@ impl Flusher {
             let path = self.shared.segments.path(seg);
             self.file(seg)?.sync_data().map_err(io_err(&path))?;
         }
+        if let Some(c) = self.catalog.as_mut() {
+            c.sync()?;
+        }
         Ok(())
+    }
+
+    /// Appends the job's topic names and received checkpoints to the
+    /// catalog (synced with the segments).
+    fn write_catalog(&mut self, job: &Job) -> Result<()> {
+        let Some(c) = self.catalog.as_mut() else {
+            return Ok(());
+        };
+        if job.topic_names.is_empty() && job.checkpoints.is_empty() {
+            return Ok(());
+        }
+        let records = encode_records(
+            job.topic_names.iter().map(|(t, n)| (t, n.as_str())),
+            job.checkpoints
+                .iter()
+                .map(|(_, log, size, note)| (log, *size, note.as_str())),
+            &self.shared.author,
+        );
+        c.append(&records)
     }
 
     /// Syncs every segment written since the last sync, and the index.
@@ -123,10 +150,15 @@ impl Flusher {
             file.write_all_at(&w.header, base).map_err(io_err(&path))?;
             self.unsynced.insert(w.loc.segment);
         }
+        self.write_catalog(job)?;
         if durable {
             self.sync_segments()?;
         }
         self.commit_index(job)?;
+        if let Some(c) = self.catalog.as_mut().filter(|c| c.wants_compaction()) {
+            let shared = &self.shared;
+            c.compact(&shared.index, &shared.segments.store_id(), &shared.author)?;
+        }
         if self.index_synced.elapsed() >= INDEX_SYNC_EVERY {
             self.sync_all()?;
         }
@@ -152,7 +184,7 @@ impl Flusher {
         for (topic, name) in &job.topic_names {
             index.put_topic_name(&mut txn, topic, name)?;
         }
-        for (log_no, _, note) in &job.checkpoints {
+        for (log_no, _, _, note) in &job.checkpoints {
             index.put_checkpoint(&mut txn, *log_no, note)?;
         }
         index.put_next_page(&mut txn, job.next_page)?;

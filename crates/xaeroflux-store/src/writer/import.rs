@@ -116,8 +116,9 @@ impl Writer {
         // checkpoint always covers events the store holds (and can serve).
         let reached = st.size == checkpoint.size;
         if reached && let Some(log_no) = self.newer_checkpoint(id, checkpoint.size)? {
-            job.checkpoints.retain(|(n, _, _)| *n != log_no);
-            job.checkpoints.push((log_no, checkpoint.size, page.note));
+            job.checkpoints.retain(|(n, _, _, _)| *n != log_no);
+            job.checkpoints
+                .push((log_no, id, checkpoint.size, page.note));
         }
         Ok(c)
     }

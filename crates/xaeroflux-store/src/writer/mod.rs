@@ -154,10 +154,10 @@ impl Writer {
                 let pending_newer = job
                     .checkpoints
                     .iter()
-                    .any(|(n, s, _)| *n == log_no && *s >= size);
+                    .any(|(n, _, s, _)| *n == log_no && *s >= size);
                 if !pending_newer {
-                    job.checkpoints.retain(|(n, _, _)| *n != log_no);
-                    job.checkpoints.push((log_no, size, note));
+                    job.checkpoints.retain(|(n, _, _, _)| *n != log_no);
+                    job.checkpoints.push((log_no, log, size, note));
                 }
                 job.acks.push(reply);
             }
@@ -179,6 +179,14 @@ impl Writer {
             Ok(cp) if cp.size >= size => None,
             _ => Some(log_no),
         })
+    }
+
+    /// Gives the flusher the catalog it appends topic names and received
+    /// checkpoints to (set at open, after recovery).
+    pub fn set_catalog(&mut self, catalog: crate::catalog::Catalog) {
+        if let Some(f) = self.flusher.as_mut() {
+            f.catalog = Some(catalog);
+        }
     }
 
     /// Keeps at most `max_logs` logs in memory: when there are more, drops
