@@ -9,6 +9,7 @@ mod cli;
 mod cmd;
 mod demo;
 mod output;
+mod progress;
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};

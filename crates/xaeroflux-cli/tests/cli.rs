@@ -5,6 +5,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::*;
@@ -467,6 +468,68 @@ fn a_repaired_store_serves_other_authors_logs_with_their_names_and_signatures() 
         assert_eq!(l["topic"].as_str(), Some("news"), "{l}");
     }
     assert_eq!(xf_ok(&c, &["cat", "--topic", "news"]).lines().count(), 21);
+}
+
+/// Runs `xf --db DB ARGS` on a pseudo-terminal (util-linux `script`):
+/// what the terminal got, or `None` when `script` is missing.
+fn on_terminal(db: &Path, args: &str) -> Option<String> {
+    let cmd = format!("{} --db {} {args}", env!("CARGO_BIN_EXE_xf"), db.display());
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .ok()?;
+    assert!(out.status.success(), "{cmd}: {out:?}");
+    Some(String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+#[test]
+fn progress_bars_show_on_a_terminal_and_nothing_of_them_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_xf"))
+        .arg("--db")
+        .arg(&a)
+        .args(["append", "--topic", "big", "--lines", "--fast"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = std::io::BufWriter::new(child.stdin.take().unwrap());
+        for i in 0..20_000 {
+            writeln!(stdin, "event number {i} with some text in it").unwrap();
+        }
+    }
+    assert!(child.wait().unwrap().success());
+
+    // Piped: the outputs are exactly what they always were.
+    let piped = xf(&a, &["verify"]);
+    assert!(piped.status.success());
+    assert!(piped.stderr.is_empty(), "{piped:?}");
+    let text = String::from_utf8_lossy(&piped.stdout);
+    assert!(text.starts_with("checked 1 logs,"), "{text}");
+    assert!(!text.contains('['), "{text}");
+
+    let Some(shown) = on_terminal(&a, "verify") else {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return;
+    };
+    assert!(shown.contains("verify ["), "{shown:?}");
+    assert!(shown.contains(" events"), "{shown:?}");
+    assert!(shown.contains("checked 1 logs,"), "{shown:?}");
+
+    let (mut server, _lines, addr) = spawn_serve(&a);
+    let shown = on_terminal(&b, &format!("sync --tcp {addr}")).unwrap();
+    assert!(shown.contains("sync ["), "{shown:?}");
+    assert!(shown.contains("/20000 events"), "{shown:?}");
+    assert!(shown.contains("ok: pulled 20000 events"), "{shown:?}");
+    server.kill().unwrap();
+    let _ = server.wait();
+
+    std::fs::remove_dir_all(b.join("index")).unwrap();
+    let shown = on_terminal(&b, "repair").unwrap();
+    assert!(shown.contains("rebuild ["), "{shown:?}");
+    assert!(shown.contains("verified: ok"), "{shown:?}");
 }
 
 #[test]

@@ -213,6 +213,19 @@ impl NetConfig {
     }
 }
 
+/// What the sessions running now have moved, summed ([`Net::pull_progress`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PullProgress {
+    /// Sessions running.
+    pub sessions: usize,
+    /// Events they set out to pull (known once each has the peer's PEAKS).
+    pub events_wanted: u64,
+    /// Events they received, verified and committed.
+    pub events_in: u64,
+    /// Bytes they received.
+    pub bytes_in: u64,
+}
+
 /// A peer: an endpoint id, with the addresses to reach it if known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer(EndpointAddr);
@@ -332,6 +345,7 @@ pub struct Net {
     worker: Option<std::thread::JoinHandle<()>>,
     commits: Option<SubscriptionGuard>,
     socket: Option<PathBuf>,
+    board: worker::Board,
 }
 
 impl fmt::Debug for Net {
@@ -360,7 +374,9 @@ impl Net {
         let (jobs, jobs_rx) = crossbeam_channel::unbounded();
         let (ann_tx, ann_rx) = mpsc::unbounded_channel();
         let (blob_tx, blob_rx) = mpsc::unbounded_channel();
+        let board = worker::Board::default();
         let outputs = worker::Outputs {
+            board: board.clone(),
             announce: ann_tx,
             blobs: config.backends.blob.then_some(blob_tx),
             me,
@@ -386,6 +402,7 @@ impl Net {
             worker: Some(worker),
             commits: None,
             socket: None,
+            board,
         };
         let node = net.node.clone();
         handle.spawn(node.clone().periodic());
@@ -433,6 +450,21 @@ impl Net {
     /// This node's address as an iroh endpoint ticket, for peers to dial.
     pub fn ticket(&self) -> String {
         EndpointTicket::new(self.addr()).to_string()
+    }
+
+    /// How far the sessions running now have come: a catch-up's progress.
+    pub fn pull_progress(&self) -> PullProgress {
+        let b = self.board.lock().unwrap_or_else(|p| p.into_inner());
+        let mut p = PullProgress {
+            sessions: b.len(),
+            ..PullProgress::default()
+        };
+        for [wanted, got, bytes] in b.values() {
+            p.events_wanted += wanted;
+            p.events_in += got;
+            p.bytes_in += bytes;
+        }
+        p
     }
 
     /// This node as `ID@IP:PORT` (its first direct address).

@@ -51,7 +51,7 @@ pub use fork::{FORK_MAGIC, ForkProof, ForkSide};
 pub use options::{Clock, DEFAULT_PAGE_SIZE, DEFAULT_SEGMENT_PAGES, Durability, StoreOptions};
 pub use receipts::{
     BatchReceipt, CatalogRestore, ConsistencyProof, EventReceipt, InclusionProof, LogHead, LogInfo,
-    Receipt, Stats, VerifyReport,
+    Progress, Receipt, Stats, VerifyReport,
 };
 pub use seal::{SealPlace, Sealer};
 pub use store::{EventIter, ImportDone, LogIter, PendingAppend, Replication, Store, TopicIter};

@@ -169,6 +169,18 @@ pub struct CatalogRestore {
     pub set_aside: Option<std::path::PathBuf>,
 }
 
+/// How far a long pass over the store (`verify`, the rebuild of `repair`)
+/// has come, for a progress display.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Events checked (or replayed) so far.
+    pub events: u64,
+    /// Bytes of pages read so far.
+    pub bytes: u64,
+    /// Bytes the pass will read in all.
+    pub total_bytes: u64,
+}
+
 /// Sizes of a store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]

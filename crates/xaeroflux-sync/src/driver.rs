@@ -31,6 +31,9 @@ pub struct RunOptions<'a> {
     /// Called once, when the peer's `HELLO` has arrived; an `Err` ends the
     /// session with `ERROR` busy and that reason (a server's session caps).
     pub admit: Option<&'a mut dyn FnMut() -> Result<(), String>>,
+    /// Called with what has moved so far, whenever more has (a progress
+    /// display: `events_in` of `events_wanted`, `bytes_in`).
+    pub progress: Option<&'a mut dyn FnMut(&Outcome)>,
 }
 
 impl RunOptions<'_> {
@@ -40,6 +43,7 @@ impl RunOptions<'_> {
             timeout,
             hello_timeout: timeout,
             admit: None,
+            progress: None,
         }
     }
 }
@@ -85,7 +89,16 @@ where
     let bytes = spawn_reader(reader)?;
     let (done_tx, done_rx) = unbounded::<(u64, Result<u64, StoreFault>)>();
     let mut admitted = false;
+    let mut shown = (0u64, 0u64, 0u64);
     let result = loop {
+        if let Some(progress) = opts.progress.as_mut() {
+            let o = session.outcome();
+            let now = (o.events_in, o.events_wanted, o.bytes_in);
+            if now != shown {
+                shown = now;
+                progress(o);
+            }
+        }
         if !admitted && session.peer_said_hello() {
             admitted = true;
             if let Some(admit) = opts.admit.as_mut()
@@ -100,6 +113,14 @@ where
             break Err(e);
         }
         start_actions(store, &mut session, &done_tx);
+        // The output is written: go on with the messages left unread.
+        if session.input_paused() && !session.is_finished() {
+            if let Err(e) = session.receive(&[]) {
+                let _ = send(&mut session, &mut writer);
+                break Err(e);
+            }
+            continue;
+        }
         if session.is_finished() {
             break match session.outcome().error.clone() {
                 None => Ok(()),

@@ -49,7 +49,9 @@ pub mod sim;
 pub use codec::{Decoder, ErrorCode, Message};
 pub use mem::MemStore;
 pub use pipe::{PipeReader, PipeWriter, pipe};
-pub use session::{Action, Done, EventRange, Outcome, Session, SessionConfig, StoreOp, SyncStore};
+pub use session::{
+    Action, Done, EventRange, OUTPUT_PAUSE, Outcome, Session, SessionConfig, StoreOp, SyncStore,
+};
 
 /// What a [`SyncStore`] reports when a read or a write fails.
 #[derive(Debug, thiserror::Error)]

@@ -408,6 +408,7 @@ impl TcpServer {
                             timeout: limits.timeout,
                             hello_timeout: limits.hello_timeout,
                             admit: Some(&mut admit),
+                            progress: None,
                         };
                         let result = run_tcp_with(store, config(peer), stream, opts);
                         gate.leave(id, ip, admitted.get());

@@ -110,6 +110,13 @@ pub trait SyncStore {
     fn start(&self, op: StoreOp, done: Done);
 }
 
+/// Bytes of output a session queues before `receive` stops acting on the
+/// peer's further messages (they stay buffered, see
+/// [`Session::input_paused`]): with one answer at most a page
+/// ([`SessionConfig::page_bytes`]) and its proofs, the output not yet taken
+/// stays below this plus one answer.
+pub const OUTPUT_PAUSE: usize = 4 << 20;
+
 /// How a session behaves.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -149,6 +156,10 @@ pub struct Outcome {
     pub logs_in: u64,
     /// Events received, verified and committed.
     pub events_in: u64,
+    /// Events this side set out to pull (what its `DIFF` asks for), known
+    /// once the peer's `PEAKS` are in: with `events_in`, how far a
+    /// catch-up has come.
+    pub events_wanted: u64,
     /// Events served to the peer.
     pub events_out: u64,
     /// Pages received and committed.
@@ -202,6 +213,9 @@ pub struct Session<'s, S: SyncStore + ?Sized> {
     config: SessionConfig,
     decoder: Decoder,
     out: Vec<u8>,
+    /// `receive` stopped with whole messages still buffered, because the
+    /// output reached [`OUTPUT_PAUSE`].
+    paused: bool,
     phase: Phase,
     /// Topics agreed on, and which have their PEAKS from the peer.
     shared: Vec<TopicId>,
@@ -246,6 +260,7 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             config,
             decoder: Decoder::new(),
             out: Vec::new(),
+            paused: false,
             phase: Phase::Hello,
             shared: Vec::new(),
             names: HashMap::new(),
@@ -393,6 +408,13 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             .count()
     }
 
+    /// Whether `receive` left messages unread because the output not yet
+    /// taken reached [`OUTPUT_PAUSE`]: once the driver has taken the
+    /// output (and its writer has room), it calls `receive(&[])` to go on.
+    pub fn input_paused(&self) -> bool {
+        self.paused
+    }
+
     /// Whether the peer's `HELLO` has arrived (the handshake is done).
     pub fn peer_said_hello(&self) -> bool {
         self.peer_hello
@@ -433,9 +455,18 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
         self.outcome.bytes_in += bytes.len() as u64;
         self.decoder.feed(bytes);
         loop {
+            // A peer that sends thousands of requests in one read must not
+            // get thousands of answers queued at once.
+            if self.out.len() >= OUTPUT_PAUSE {
+                self.paused = true;
+                return Ok(());
+            }
             let msg = match self.decoder.next_message() {
                 Ok(Some(m)) => m,
-                Ok(None) => return Ok(()),
+                Ok(None) => {
+                    self.paused = false;
+                    return Ok(());
+                }
                 Err(e) => return Err(self.fail(e)),
             };
             if let Err(e) = self.handle(msg) {
@@ -671,6 +702,10 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
                 to: p.to,
             })
             .collect();
+        self.outcome.events_wanted = wants
+            .iter()
+            .map(|w| w.to.saturating_sub(w.from))
+            .fold(0u64, u64::saturating_add);
         self.send(&Message::Diff { wants })?;
         self.phase = Phase::Syncing;
         self.request_more()?;

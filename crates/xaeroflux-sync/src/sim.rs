@@ -339,6 +339,11 @@ impl<'a> Sim<'a> {
                 self.stats.deliveries += 1;
                 self.stats.bytes += bytes.len() as u64;
                 self.after(conn, side, r);
+                // What was left unread once the output is sent.
+                while let Some(s) = self.session(conn, side).filter(|s| s.input_paused()) {
+                    let r = s.receive(&[]);
+                    self.after(conn, side, r);
+                }
             }
             Ev::Closed { conn, side } => {
                 if let Some(s) = self.session(conn, side) {

@@ -11,7 +11,8 @@ use xaeroflux_net::{BlobHash, BlobRef, BlobSource, Net, NetError, Peer};
 use crate::netslot::NetSlot;
 use xaeroflux_store::{
     BatchReceipt, ConsistencyProof, ForkProof, InclusionProof, LogHead, LogId, LogInfo, NewEvent,
-    PendingAppend, Receipt, Stats, Store, StoreOptions, Subscription, Topic, TopicId, VerifyReport,
+    PendingAppend, Progress, Receipt, Stats, Store, StoreOptions, Subscription, Topic, TopicId,
+    VerifyReport,
 };
 use xaeroflux_store::{Filter, Since};
 use xaeroflux_sync::{Outcome, SessionConfig};
@@ -75,7 +76,15 @@ impl Core {
     /// path returned. Topic names and other authors' checkpoints come back
     /// from the store's catalog ([`Core::catalog_restored`]).
     pub fn repair(dir: impl AsRef<Path>) -> Result<(Core, Option<PathBuf>), Error> {
-        let (store, moved) = Store::repair(dir, StoreOptions::default())?;
+        Self::repair_with_progress(dir, &mut |_| {})
+    }
+
+    /// [`Core::repair`], calling `progress` after each page replayed.
+    pub fn repair_with_progress(
+        dir: impl AsRef<Path>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(Core, Option<PathBuf>), Error> {
+        let (store, moved) = Store::repair_with_progress(dir, StoreOptions::default(), progress)?;
         let default_topic = Topic::new(crate::DEFAULT_TOPIC)?;
         let store = Arc::new(store);
         let private = crate::private::Private::open(&store)?;
@@ -306,6 +315,14 @@ impl Core {
         Ok(self.store.verify()?)
     }
 
+    /// [`Core::verify`], calling `progress` after each page checked.
+    pub fn verify_with_progress(
+        &self,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<VerifyReport, Error> {
+        Ok(self.store.verify_with_progress(progress)?)
+    }
+
     /// Sizes of the store.
     pub fn stat(&self) -> Result<Stats, Error> {
         Ok(self.store.stat()?)
@@ -398,6 +415,12 @@ impl Core {
         self.slot()?.join(topic, &peers)
     }
 
+    /// How far the iroh sessions running now have come (a catch-up's
+    /// progress: events received of those wanted, bytes).
+    pub fn pull_progress(&self) -> Result<crate::PullProgress, Error> {
+        self.with_net(|n| Ok(n.pull_progress()))
+    }
+
     /// Runs one XSP session with `peer` over iroh now, over every joined
     /// topic, and returns what moved.
     pub fn sync_with(&self, peer: &str) -> Result<Outcome, Error> {
@@ -415,12 +438,27 @@ impl Core {
         topics: &[Topic],
         timeout: Duration,
     ) -> Result<Outcome, Error> {
+        self.sync_over_tcp_with_progress(stream, topics, timeout, &mut |_| {})
+    }
+
+    /// [`Core::sync_over_tcp`], calling `progress` whenever more has moved
+    /// (events received of those wanted, bytes received: what a progress
+    /// bar shows).
+    pub fn sync_over_tcp_with_progress(
+        &self,
+        stream: TcpStream,
+        topics: &[Topic],
+        timeout: Duration,
+        progress: &mut dyn FnMut(&Outcome),
+    ) -> Result<Outcome, Error> {
         let config = SessionConfig::default().with_topics(topics.iter().cloned());
-        Ok(xaeroflux_sync::driver::run_tcp(
+        let mut opts = xaeroflux_sync::driver::RunOptions::new(timeout);
+        opts.progress = Some(progress);
+        Ok(xaeroflux_sync::driver::run_tcp_with(
             &*self.store,
             config,
             stream,
-            timeout,
+            opts,
         )?)
     }
 

@@ -110,7 +110,7 @@ pub use xaeroflux_merkle::{
 pub use xaeroflux_net as net;
 pub use xaeroflux_net::{
     Backend, Backends, BlobHash, BlobRef, BlobSource, Direction, NetError, NetMode, Peer,
-    SYNC_TOPIC, SyncEvent,
+    PullProgress, SYNC_TOPIC, SyncEvent,
 };
 pub use xaeroflux_reactive as reactive;
 pub use xaeroflux_reactive::{
@@ -121,7 +121,7 @@ pub use xaeroflux_store as store;
 pub use xaeroflux_store::{
     BatchReceipt, ConsistencyProof, Durability, Event, EventKind, EventReceipt, EventRef, Filter,
     ForkProof, Forwarding, InclusionProof, InvalidInput, LogHead, LogId, LogInfo, NewEvent,
-    PendingAppend, Receipt, Since, Stats, StoreError, Subscription, SubscriptionCloser,
+    PendingAppend, Progress, Receipt, Since, Stats, StoreError, Subscription, SubscriptionCloser,
     SubscriptionStats, Topic, TopicId, VerifyReport,
 };
 pub use xaeroflux_sync as sync;

@@ -8,6 +8,8 @@ use anyhow::{Context, Result};
 use xaeroflux::{Core, Filter, NetMode, SYNC_TOPIC, Since, Topic};
 
 use crate::cli::NodeArgs;
+use crate::progress::{self, CatchUp};
+use std::sync::mpsc::RecvTimeoutError;
 
 pub fn node(db: &Path, a: NodeArgs) -> Result<()> {
     // Before any thread starts, so every thread inherits the mask and the
@@ -33,20 +35,45 @@ pub fn node(db: &Path, a: NodeArgs) -> Result<()> {
     for t in &a.topics {
         core.join(&Topic::new(t)?, &a.peers)?;
     }
+    let bar = CatchUp::default();
     std::thread::scope(|scope| -> Result<()> {
         // The sync events are printed on a thread of their own; this one
         // sleeps until SIGINT or SIGTERM (no timer, no wake-up), then
         // closes the node, which ends the events' stream.
+        let bar = &bar;
         let printer = scope.spawn(move || -> Result<()> {
-            let mut out = std::io::stdout().lock();
             while let Some(ev) = events.recv() {
-                out.write_all(&ev?.payload)?;
-                out.write_all(b"\n")?;
-                out.flush()?;
+                let ev = ev?;
+                bar.suspend(|| -> std::io::Result<()> {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&ev.payload)?;
+                    out.write_all(b"\n")?;
+                    out.flush()
+                })?;
             }
             Ok(())
         });
-        let signal = stop_signals::wait(&signals)?;
+        // On a terminal, a catch-up shows a progress bar (polled five
+        // times a second, until the signal); elsewhere nothing of it runs.
+        let signal = std::thread::scope(|inner| {
+            let (stop_bar, bar_stopped) = std::sync::mpsc::channel::<()>();
+            if progress::wanted() {
+                let core = &core;
+                inner.spawn(move || {
+                    while let Err(RecvTimeoutError::Timeout) =
+                        bar_stopped.recv_timeout(Duration::from_millis(200))
+                    {
+                        if let Ok(p) = core.pull_progress() {
+                            bar.update(p);
+                        }
+                    }
+                    bar.update(Default::default());
+                });
+            }
+            let signal = stop_signals::wait(&signals);
+            drop(stop_bar);
+            signal
+        })?;
         eprintln!("xf node: {signal}, closing");
         let closed = core.close();
         let printed = printer

@@ -1,5 +1,6 @@
 //! `xf prove`, `xf verify`, `xf repair`.
 
+use crate::progress::Bar;
 use std::io::Write;
 use std::path::Path;
 
@@ -63,7 +64,9 @@ fn problems(r: &VerifyReport, what: &str) -> Result<()> {
 
 pub fn verify(db: &Path, out: &mut impl Write) -> Result<()> {
     let core = open_ro(db)?;
-    let r = core.verify()?;
+    let bar = Bar::pages("verify");
+    let r = core.verify_with_progress(&mut |p| bar.pages_done(p))?;
+    bar.clear();
     writeln!(
         out,
         "checked {} logs, {} pages ({} sealed, page-tree roots recomputed), {} events, {} index chunks, {} log roots, {} checkpoint signatures",
@@ -76,7 +79,10 @@ pub fn verify(db: &Path, out: &mut impl Write) -> Result<()> {
 }
 
 pub fn repair(db: &Path, out: &mut impl Write) -> Result<()> {
-    let (core, moved) = Core::repair(db).with_context(|| format!("repairing {}", db.display()))?;
+    let bar = Bar::pages("rebuild");
+    let (core, moved) = Core::repair_with_progress(db, &mut |p| bar.pages_done(p))
+        .with_context(|| format!("repairing {}", db.display()))?;
+    bar.clear();
     let s = core.stat()?;
     writeln!(
         out,
@@ -101,7 +107,10 @@ pub fn repair(db: &Path, out: &mut impl Write) -> Result<()> {
             p.display()
         )?;
     }
-    problems(&core.verify()?, "remain after the rebuild")?;
+    let bar = Bar::pages("verify");
+    let checked = core.verify_with_progress(&mut |p| bar.pages_done(p))?;
+    bar.clear();
+    problems(&checked, "remain after the rebuild")?;
     writeln!(out, "verified: ok")?;
     core.close()?;
     Ok(())

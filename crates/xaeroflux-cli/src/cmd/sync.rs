@@ -1,5 +1,6 @@
 //! `xf serve`, `xf sync` (XSP over TCP) and `xf forks`.
 
+use crate::progress::Bar;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -11,11 +12,6 @@ use xaeroflux::{Core, Error, NoteVerifier, Outcome, Topic};
 
 use crate::output::{ForkOut, json_line};
 use crate::{open_ro, open_rw};
-
-/// How long a connection to `xf serve` has to say HELLO.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a peer may stay silent in a served session.
-const SERVE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One line for a session's outcome.
 fn describe(r: &Result<Outcome, Error>) -> String {
@@ -47,8 +43,7 @@ fn describe(r: &Result<Outcome, Error>) -> String {
 pub fn serve(db: &Path, tcp: &str, out: &mut impl Write) -> Result<()> {
     let core = open_rw(db)?;
     let listener = TcpListener::bind(tcp).with_context(|| format!("listening on {tcp}"))?;
-    let limits = ServeLimits::default().with_timeouts(HELLO_TIMEOUT, SERVE_TIMEOUT);
-    let server = TcpServer::new(listener, limits)?;
+    let server = TcpServer::new(listener, ServeLimits::default())?;
     writeln!(out, "serving {} on {}", db.display(), server.local_addr())?;
     out.flush()?;
     let (tx, rx) = std::sync::mpsc::channel::<String>();
@@ -95,7 +90,14 @@ pub fn sync(
         .map(|t| Topic::new(t))
         .collect::<Result<Vec<_>, _>>()?;
     let conn = TcpStream::connect(tcp).with_context(|| format!("connecting to {tcp}"))?;
-    let r = core.sync_over_tcp(conn, &topics, Duration::from_secs(timeout.max(1)));
+    let bar = Bar::events("sync");
+    let r = core.sync_over_tcp_with_progress(
+        conn,
+        &topics,
+        Duration::from_secs(timeout.max(1)),
+        &mut |o| bar.session(o),
+    );
+    bar.clear();
     writeln!(out, "{}", describe(&r))?;
     out.flush()?;
     core.close()?;

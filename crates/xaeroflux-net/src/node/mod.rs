@@ -29,7 +29,7 @@ use iroh::protocol::Router;
 use iroh::{Endpoint, EndpointAddr, EndpointId, RelayMode, address_lookup::memory::MemoryLookup};
 use iroh_gossip::Gossip;
 use iroh_gossip::api::GossipSender;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use xaeroflux_merkle::sha256;
 use xaeroflux_store::{Store, Topic, TopicId};
 use xaeroflux_sync::Outcome;
@@ -45,9 +45,15 @@ use accept::XspHandler;
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the end of a session waits for the peer's acknowledgements.
 const LINGER: Duration = Duration::from_secs(5);
-/// Sessions accepted from peers that may run at once; more are refused
-/// (connection closed with code 3) until one ends.
+/// Sessions accepted from peers that may run at once. When all are taken,
+/// a new one takes the place of the oldest that has not sent its HELLO
+/// (closed with code 4); when every one has, the new one is refused
+/// (closed with code 3) until one ends.
 const MAX_ACCEPTED: usize = 16;
+/// Sessions accepted from one peer (endpoint id) at once; more are refused.
+const MAX_ACCEPTED_PER_PEER: usize = 4;
+/// How long a peer has to send its HELLO, from the start of a session.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// Peers remembered as blob providers.
 const PROVIDERS: usize = 16;
 
@@ -56,6 +62,8 @@ struct PeerSync {
     running: bool,
     again: bool,
     up: bool,
+    /// When the last session dialed to this peer started.
+    last_dial: Option<Instant>,
 }
 
 struct Joined {
@@ -89,8 +97,8 @@ pub(crate) struct Node {
     config: NetConfig,
     state: Mutex<State>,
     next_id: AtomicU64,
-    /// Accepted sessions that may run at once.
-    accepting: Arc<Semaphore>,
+    /// Sessions accepted and running (at most [`MAX_ACCEPTED`]).
+    accepted: Mutex<Vec<accept::Accepted>>,
     pub stopping: Notify,
 }
 
@@ -161,7 +169,7 @@ impl Node {
             config,
             state: Mutex::new(State::default()),
             next_id: AtomicU64::new(1),
-            accepting: Arc::new(Semaphore::new(MAX_ACCEPTED)),
+            accepted: Mutex::new(Vec::new()),
             stopping: Notify::new(),
         });
         let mut router = Router::builder(endpoint).accept(XSP_ALPN, XspHandler(node.clone()));

@@ -1,10 +1,13 @@
 //! Whom to sync with and when: on request (a join, a neighbour coming up,
 //! an announcement, a peer that asked), and every `sync_interval`; at most
 //! one session per peer at a time, with one more after it if asked for
-//! meanwhile.
+//! meanwhile, and sessions with one peer started at least `REDIAL_GAP`
+//! apart (so a flood of announcements costs a few dials a second, not one
+//! each).
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use iroh::EndpointId;
 use xaeroflux_sync::Outcome;
@@ -13,9 +16,13 @@ use super::Node;
 use crate::error::NetError;
 use crate::events::SyncEvent;
 
+/// Least time between the starts of two sessions dialed to one peer.
+pub(super) const REDIAL_GAP: Duration = Duration::from_millis(200);
+
 impl Node {
-    /// Syncs with `peer` soon: at once when no session with it runs, else
-    /// once more after the running one.
+    /// Syncs with `peer` soon: at once when no session with it runs and
+    /// none started in the last `REDIAL_GAP`, else once more after the
+    /// running one (or once the gap has passed).
     pub fn request_sync(self: &Arc<Self>, peer: EndpointId) {
         {
             let mut st = self.lock();
@@ -29,6 +36,13 @@ impl Node {
         let node = self.clone();
         tokio::spawn(async move {
             loop {
+                let since = node.lock().peers.get(&peer).and_then(|p| p.last_dial);
+                if let Some(wait) = since.map(|t| REDIAL_GAP.saturating_sub(t.elapsed())) {
+                    tokio::time::sleep(wait).await;
+                }
+                if let Some(p) = node.lock().peers.get_mut(&peer) {
+                    p.last_dial = Some(Instant::now());
+                }
                 let r = node.dial(peer).await;
                 if !node.dialed(peer, &r) {
                     break;

@@ -3,7 +3,7 @@
 //! answers unread), and this task writes what it answers.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use iroh::EndpointId;
@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use xaeroflux_store::Topic;
 use xaeroflux_sync::{Outcome, SyncError};
 
-use super::{DIAL_TIMEOUT, LINGER, Node};
+use super::{DIAL_TIMEOUT, HELLO_TIMEOUT, LINGER, Node};
 use crate::XSP_ALPN;
 use crate::error::{NetError, iroh_err};
 use crate::events::{Direction, SyncEvent};
@@ -40,7 +40,10 @@ impl Node {
             .map_err(|_| NetError::Iroh(format!("dialing {peer} timed out")))?
             .map_err(iroh_err)?;
         let (send, recv) = conn.open_bi().await.map_err(iroh_err)?;
-        let r = self.session(peer, send, recv, Direction::Dialed).await;
+        let hello = Arc::new(AtomicBool::new(false));
+        let r = self
+            .session(peer, send, recv, Direction::Dialed, hello)
+            .await;
         conn.close(VarInt::from_u32(0), b"done");
         r
     }
@@ -52,6 +55,7 @@ impl Node {
         mut send: SendStream,
         recv: RecvStream,
         direction: Direction,
+        said_hello: Arc<AtomicBool>,
     ) -> Result<Outcome, NetError> {
         let started = Instant::now();
         let flow = Flow {
@@ -76,6 +80,8 @@ impl Node {
             credit: flow.credit.clone(),
             queued: flow.queued.clone(),
             timeout: self.config.session_timeout,
+            hello_timeout: HELLO_TIMEOUT,
+            said_hello,
         };
         self.jobs
             .send(Job::Open(Box::new(open)))
@@ -109,19 +115,31 @@ impl Node {
         let mut broken = false;
         while let Some(buf) = out.recv().await {
             // Once the stream is broken, what the worker still sends is
-            // dropped until it ends the session.
+            // dropped until it ends the session. A peer that leaves our
+            // answers unread for as long as a session may stay silent is
+            // taken for gone: the write gives up, and the session ends.
+            let limit = self.config.session_timeout;
             let r = if broken {
                 Ok(())
             } else {
-                send.write_all(&buf).await
+                match tokio::time::timeout(limit, send.write_all(&buf)).await {
+                    Ok(r) => r.map_err(std::io::Error::other),
+                    Err(_) => Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("the peer read none of our answers for {limit:?}"),
+                    )),
+                }
             };
-            flow.queued.fetch_sub(buf.len(), Ordering::AcqRel);
+            let before = flow.queued.fetch_sub(buf.len(), Ordering::AcqRel);
             flow.drained.notify_one();
+            if before > SESSION_OUT_LIMIT && before - buf.len() <= SESSION_OUT_LIMIT {
+                let _ = self.jobs.send(Job::Drained { id: flow.id });
+            }
             if let Err(e) = r {
                 broken = true;
                 let _ = self.jobs.send(Job::Broken {
                     id: flow.id,
-                    error: std::io::Error::other(e),
+                    error: e,
                 });
             }
         }

@@ -46,6 +46,11 @@ pub(crate) struct Open {
     /// Bytes handed to the writer and not yet written.
     pub queued: Arc<AtomicUsize>,
     pub timeout: Duration,
+    /// How long the peer has to send its HELLO.
+    pub hello_timeout: Duration,
+    /// Set once the peer's HELLO has arrived (an accepted session that has
+    /// not said HELLO may be evicted to make room).
+    pub said_hello: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What the runtime (and the store's flusher) asks of the worker.
@@ -56,6 +61,9 @@ pub(crate) enum Job {
     Data { id: u64, bytes: Vec<u8> },
     /// The peer finished its stream.
     Eof { id: u64 },
+    /// The answers queued for the peer fell back under the bound: a
+    /// session that left messages unread goes on.
+    Drained { id: u64 },
     /// Reading or writing failed.
     Broken { id: u64, error: std::io::Error },
     /// A store write a session asked for has finished.
@@ -82,8 +90,14 @@ pub(crate) enum Job {
 /// Sends jobs to the worker.
 pub(crate) type JobSender = Sender<Job>;
 
+/// What each running session has moved so far, by session id: events it
+/// set out to pull, events and bytes received.
+pub(crate) type Board = Arc<std::sync::Mutex<std::collections::HashMap<u64, [u64; 3]>>>;
+
 /// Where the worker sends what it produced.
 pub(crate) struct Outputs {
+    /// Where sessions report how far they have come.
+    pub board: Board,
     /// Announcements to gossip.
     pub announce: mpsc::UnboundedSender<Announcement>,
     /// Blob references found in events, to fetch if missing.
@@ -106,7 +120,7 @@ pub(crate) fn spawn(
 }
 
 fn run(store: &Store, rx: Receiver<Job>, outputs: Outputs) {
-    let mut sessions = Sessions::new(store, outputs.jobs.clone());
+    let mut sessions = Sessions::new(store, outputs.jobs.clone(), outputs.board.clone());
     let mut announcer = Announcer::new(outputs);
     let sync_topic = Topic::new(SYNC_TOPIC).ok();
     loop {
@@ -123,6 +137,7 @@ fn run(store: &Store, rx: Receiver<Job>, outputs: Outputs) {
                 Job::Open(open) => sessions.open(*open),
                 Job::Data { id, bytes } => sessions.data(id, &bytes),
                 Job::Eof { id } => sessions.eof(id),
+                Job::Drained { id } => sessions.pump(id),
                 Job::Broken { id, error } => sessions.broken(id, error),
                 Job::Done { id, token, result } => sessions.done(id, token, result),
                 Job::Commit(c) => announcer.commit(c),

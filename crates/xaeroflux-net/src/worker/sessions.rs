@@ -4,14 +4,14 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use xaeroflux_store::Store;
 use xaeroflux_sync::{Outcome, Session, StoreFault, SyncError, SyncStore};
 
-use super::{Job, JobSender, Open};
+use super::{Board, Job, JobSender, Open, SESSION_OUT_LIMIT};
 
 /// How long the worker sleeps when no session has a deadline.
 const IDLE: Duration = Duration::from_secs(3600);
@@ -23,7 +23,12 @@ struct Slot<'s> {
     credit: Arc<Semaphore>,
     queued: Arc<AtomicUsize>,
     timeout: Duration,
+    hello_timeout: Duration,
+    said_hello: Arc<AtomicBool>,
     deadline: Instant,
+    /// Chunks taken while the session's input was paused: their credit
+    /// goes back once it has read them all.
+    owed_credit: usize,
 }
 
 impl Slot<'_> {
@@ -51,14 +56,30 @@ pub(super) struct Sessions<'s> {
     store: &'s Store,
     jobs: JobSender,
     slots: HashMap<u64, Slot<'s>>,
+    board: Board,
 }
 
 impl<'s> Sessions<'s> {
-    pub fn new(store: &'s Store, jobs: JobSender) -> Self {
+    pub fn new(store: &'s Store, jobs: JobSender, board: Board) -> Self {
         Self {
             store,
             jobs,
             slots: HashMap::new(),
+            board,
+        }
+    }
+
+    /// Notes how far session `id` has come (or that it has ended).
+    fn report(&self, id: u64) {
+        let mut b = self.board.lock().unwrap_or_else(|p| p.into_inner());
+        match self.slots.get(&id) {
+            Some(s) => {
+                let o = s.session.outcome();
+                b.insert(id, [o.events_wanted, o.events_in, o.bytes_in]);
+            }
+            None => {
+                b.remove(&id);
+            }
         }
     }
 
@@ -82,7 +103,11 @@ impl<'s> Sessions<'s> {
                     credit: o.credit,
                     queued: o.queued,
                     timeout: o.timeout,
-                    deadline: Instant::now() + o.timeout,
+                    hello_timeout: o.hello_timeout,
+                    said_hello: o.said_hello,
+                    // Until the peer's HELLO, the shorter deadline holds.
+                    deadline: Instant::now() + o.timeout.min(o.hello_timeout),
+                    owed_credit: 0,
                 };
                 self.slots.insert(o.id, slot);
                 self.after(o.id, Ok(()));
@@ -97,10 +122,42 @@ impl<'s> Sessions<'s> {
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
         };
-        slot.credit.add_permits(1);
-        slot.deadline = Instant::now() + slot.timeout;
         let r = slot.session.receive(bytes);
+        // While messages stay unread, the reader gets no more credit.
+        if slot.session.input_paused() {
+            slot.owed_credit += 1;
+        } else {
+            slot.credit.add_permits(1);
+        }
+        // Bytes that are not yet a HELLO do not extend the HELLO deadline:
+        // a peer trickling a byte at a time is dropped as one sending none.
+        if slot.session.peer_said_hello() {
+            slot.deadline = Instant::now() + slot.timeout;
+            slot.said_hello.store(true, Ordering::Release);
+        }
         self.after(id, r);
+        self.pump(id);
+    }
+
+    /// Lets a session whose input is paused read on, while the answers
+    /// queued for its peer stay within [`SESSION_OUT_LIMIT`] (the writer
+    /// sends `Job::Drained` when they fall back under it).
+    pub fn pump(&mut self, id: u64) {
+        loop {
+            let Some(slot) = self.slots.get_mut(&id) else {
+                return;
+            };
+            if !slot.session.input_paused() {
+                slot.credit
+                    .add_permits(std::mem::take(&mut slot.owed_credit));
+                return;
+            }
+            if slot.queued.load(Ordering::Acquire) > SESSION_OUT_LIMIT {
+                return;
+            }
+            let r = slot.session.receive(&[]);
+            self.after(id, r);
+        }
     }
 
     pub fn done(&mut self, id: u64, token: u64, result: Result<u64, StoreFault>) {
@@ -119,6 +176,7 @@ impl<'s> Sessions<'s> {
                 .map(|()| slot.session.outcome().clone());
             slot.finish(r);
         }
+        self.report(id);
     }
 
     pub fn broken(&mut self, id: u64, error: std::io::Error) {
@@ -126,6 +184,7 @@ impl<'s> Sessions<'s> {
             let e = slot.session.fail(SyncError::Io(error));
             slot.finish(Err(e));
         }
+        self.report(id);
     }
 
     /// Ends the sessions whose peer stayed silent too long.
@@ -139,9 +198,15 @@ impl<'s> Sessions<'s> {
             .collect();
         for id in expired {
             if let Some(mut slot) = self.slots.remove(&id) {
-                let e = slot.session.fail(SyncError::Timeout(slot.timeout));
+                let why = if slot.session.peer_said_hello() {
+                    SyncError::Timeout(slot.timeout)
+                } else {
+                    SyncError::NoHello(slot.timeout.min(slot.hello_timeout))
+                };
+                let e = slot.session.fail(why);
                 slot.finish(Err(e));
             }
+            self.report(id);
         }
     }
 
@@ -152,6 +217,7 @@ impl<'s> Sessions<'s> {
                 .fail(SyncError::Protocol("the node is shutting down".into()));
             slot.finish(Err(e));
         }
+        self.board.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// After a session took input: sends what it wrote, starts the store
@@ -187,5 +253,6 @@ impl<'s> Sessions<'s> {
         {
             slot.finish(result);
         }
+        self.report(id);
     }
 }

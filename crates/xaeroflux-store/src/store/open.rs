@@ -143,7 +143,7 @@ impl Store {
     /// Opens the store in `dir`, creating it (and its identity) when it does
     /// not exist and `options.read_only` is false.
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Self> {
-        Self::open_inner(dir.as_ref(), options, None)
+        Self::open_inner(dir.as_ref(), options, None, &mut |_| {})
     }
 
     /// Rebuilds the index from the segments, which hold everything that
@@ -156,6 +156,15 @@ impl Store {
     /// signed again on demand. Returns the opened store and where the old
     /// index went.
     pub fn repair(dir: impl AsRef<Path>, options: StoreOptions) -> Result<(Self, Option<PathBuf>)> {
+        Self::repair_with_progress(dir, options, &mut |_| {})
+    }
+
+    /// [`Store::repair`], calling `progress` after each page replayed.
+    pub fn repair_with_progress(
+        dir: impl AsRef<Path>,
+        options: StoreOptions,
+        progress: &mut dyn FnMut(crate::receipts::Progress),
+    ) -> Result<(Self, Option<PathBuf>)> {
         let dir = dir.as_ref();
         if options.read_only {
             return Err(StoreError::ReadOnly);
@@ -180,10 +189,15 @@ impl Store {
         } else {
             None
         };
-        Ok((Self::open_inner(dir, options, Some(lock))?, moved))
+        Ok((Self::open_inner(dir, options, Some(lock), progress)?, moved))
     }
 
-    fn open_inner(dir: &Path, options: StoreOptions, held_lock: Option<File>) -> Result<Self> {
+    fn open_inner(
+        dir: &Path,
+        options: StoreOptions,
+        held_lock: Option<File>,
+        progress: &mut dyn FnMut(crate::receipts::Progress),
+    ) -> Result<Self> {
         let writable = !options.read_only;
         // A repair holds the lock already; it salvages a damaged catalog.
         let repairing = held_lock.is_some();
@@ -238,14 +252,19 @@ impl Store {
             if header.version == crate::index::INDEX_VERSION_V1 {
                 add_page_times(&store.shared)?;
             }
-            store.start_writer(&options, repairing)?;
+            store.start_writer(&options, repairing, progress)?;
         }
         Ok(store)
     }
 
     /// Recovers what the index lacks, then starts the writer and flusher
     /// and the commit announcements.
-    fn start_writer(&mut self, options: &StoreOptions, repairing: bool) -> Result<()> {
+    fn start_writer(
+        &mut self,
+        options: &StoreOptions,
+        repairing: bool,
+        progress: &mut dyn FnMut(crate::receipts::Progress),
+    ) -> Result<()> {
         let (notify, observable): (Subject<Commit>, Observable<Commit>) =
             Subject::<Commit>::builder()
                 .name("commits")
@@ -260,7 +279,7 @@ impl Store {
             Some(notify),
             options.clock.clone(),
         )?;
-        self.recovered = w.recover()?;
+        self.recovered = w.recover(progress)?;
         w.set_catalog(self.open_catalog(repairing)?);
         let (tx, rx) = bounded(WRITER_QUEUE);
         let thread = std::thread::Builder::new()

@@ -8,7 +8,7 @@ use super::Store;
 use crate::error::{Result, corrupt};
 use crate::index::{LogRecord, PageEntry};
 use crate::reader::{Expect, open_page};
-use crate::receipts::{Stats, VerifyReport};
+use crate::receipts::{Progress, Stats, VerifyReport};
 use crate::tree::ChunkAssembler;
 
 impl Store {
@@ -46,6 +46,11 @@ impl Store {
     /// tree recomputed from the events, every log root, and the signature
     /// and root of every stored checkpoint.
     pub fn verify(&self) -> Result<VerifyReport> {
+        self.verify_with_progress(&mut |_| {})
+    }
+
+    /// [`Store::verify`], calling `progress` after each page.
+    pub fn verify_with_progress(&self, progress: &mut dyn FnMut(Progress)) -> Result<VerifyReport> {
         let txn = self.txn()?;
         let mut report = VerifyReport::default();
         if let Err(e) = self.shared.index.check_structure(&txn) {
@@ -57,9 +62,18 @@ impl Store {
         if let Err(e) = self.shared.index.check_cross_tables(&txn, &logs) {
             report.problems.push(e);
         }
+        let page = self.shared.segments.page_size() as u64;
+        let mut done = Progress {
+            total_bytes: (self.shared.index.pages(&txn)?.len() as u64).saturating_mul(page),
+            ..Progress::default()
+        };
         for (log, rec) in logs {
             report.logs += 1;
-            if let Err(e) = self.verify_log(&txn, &log, &rec, &mut report) {
+            if let Err(e) = self.verify_log(&txn, &log, &rec, &mut report, &mut |count| {
+                done.events += count;
+                done.bytes += page;
+                progress(done);
+            }) {
                 report.problems.push(e);
             }
         }
@@ -139,6 +153,7 @@ impl Store {
         log: &LogId,
         rec: &LogRecord,
         report: &mut VerifyReport,
+        page_done: &mut dyn FnMut(u64),
     ) -> Result<()> {
         let index = &self.shared.index;
         let mut tree = Tree {
@@ -157,6 +172,7 @@ impl Store {
                 ));
             }
             self.verify_page(txn, log, rec.log_no, loc, &e, &mut tree)?;
+            page_done(e.count as u64);
             expect = first + e.count as u64;
         }
         if expect != rec.size {

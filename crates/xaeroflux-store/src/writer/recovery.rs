@@ -3,6 +3,7 @@
 //! of the commits after its last one, which are found on disk and counted
 //! again. Opening costs a CRC check per log plus the lagging pages.
 
+use crate::receipts::Progress;
 use xaeroflux_merkle::hash_leaf;
 use xaeroflux_types::{LogId, decode_event};
 
@@ -17,10 +18,10 @@ impl Writer {
     /// Replays events written (and possibly acknowledged) after the index's
     /// last commit, and commits what counts them, durably. Returns the
     /// number of events replayed. Runs before the threads start.
-    pub fn recover(&mut self) -> Result<u64> {
+    pub fn recover(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<u64> {
         let mut job = Job::default();
         let mut replayed = self.recover_open_pages(&mut job)?;
-        replayed += self.recover_new_pages(&mut job)?;
+        replayed += self.recover_new_pages(&mut job, progress)?;
         self.seal_job(&mut job);
         let mut flusher = self
             .flusher
@@ -65,10 +66,24 @@ impl Writer {
 
     /// Pages allocated after the index's last commit, in allocation order,
     /// while each continues its log.
-    fn recover_new_pages(&mut self, job: &mut Job) -> Result<u64> {
+    fn recover_new_pages(
+        &mut self,
+        job: &mut Job,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<u64> {
         let shared = self.shared.clone();
         let segs = &shared.segments;
         let mut replayed = 0;
+        // What is left to read: the segments from the first new page on
+        // (all of them when the index is rebuilt).
+        let mut done = Progress::default();
+        let mut seg = self.next_page.segment;
+        while let Ok(m) = std::fs::metadata(segs.path(seg)) {
+            done.total_bytes += m.len();
+            seg += 1;
+        }
+        let skipped = (self.next_page.page as u64).saturating_mul(segs.page_size() as u64);
+        done.total_bytes = done.total_bytes.saturating_sub(skipped);
         loop {
             let mut loc = self.next_page;
             if loc.page > segs.segment_pages() {
@@ -107,7 +122,11 @@ impl Writer {
                 segment: loc.segment,
                 page: loc.page + 1,
             };
-            replayed += self.replay_open_page(&id, job)?;
+            let n = self.replay_open_page(&id, job)?;
+            replayed += n;
+            done.events += n;
+            done.bytes += page_size as u64;
+            progress(done);
         }
         Ok(replayed)
     }
