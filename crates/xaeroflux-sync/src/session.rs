@@ -412,7 +412,8 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
     /// taken reached [`OUTPUT_PAUSE`]: once the driver has taken the
     /// output (and its writer has room), it calls `receive(&[])` to go on.
     pub fn input_paused(&self) -> bool {
-        self.paused
+        // A session that has ended reads nothing more, paused or not.
+        self.paused && !self.is_finished()
     }
 
     /// Whether the peer's `HELLO` has arrived (the handshake is done).

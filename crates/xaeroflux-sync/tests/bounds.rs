@@ -104,3 +104,23 @@ fn a_flood_of_page_requests_in_one_read_is_answered_a_bounded_part_at_a_time() {
     assert!(rounds >= 5, "only {rounds} rounds");
     assert!(!server.is_finished());
 }
+
+#[test]
+fn a_paused_session_that_fails_reads_nothing_more() {
+    let store = MemStore::with_seed(2);
+    let topic = Topic::new("chat").unwrap();
+    let mut log = None;
+    for i in 0..1000u32 {
+        log = Some(store.append(&topic, &[i as u8; 100]));
+    }
+    let config = SessionConfig::default().with_topics([topic.clone()]);
+    let mut server = Session::new(&store, config).unwrap();
+    server
+        .receive(&flood(&topic, log.unwrap(), 1000, 100))
+        .unwrap();
+    assert!(server.input_paused());
+    let _ = server.fail(xaeroflux_sync::SyncError::Closed);
+    // A driver looping while paused would spin on a failed session.
+    assert!(!server.input_paused());
+    assert!(server.receive(&[]).is_err());
+}
