@@ -8,6 +8,9 @@
 # XF_PROFILE picks the cargo profile (default: dev, which builds the whole
 # workspace so the artifacts are the ones `cargo test --workspace` made;
 # `XF_PROFILE=mobile` builds only the library and the generator, small).
+# XF_FEATURES adds cargo features to the dev build, so that it reuses what
+# a `cargo test --workspace --features ...` run built instead of building
+# again (.ci/run sets it to the features of its test run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lang="${1:-}"
@@ -18,7 +21,11 @@ esac
 profile="${XF_PROFILE:-dev}"
 target="${CARGO_TARGET_DIR:-target}"
 if [ "$profile" = dev ]; then
-  cargo build --workspace --quiet
+  if [ -n "${XF_FEATURES:-}" ]; then
+    cargo build --workspace --quiet --features "$XF_FEATURES"
+  else
+    cargo build --workspace --quiet
+  fi
   dir="$target/debug"
 else
   cargo build --profile "$profile" -p xaeroflux-ffi -p xaeroflux-bindgen --quiet
