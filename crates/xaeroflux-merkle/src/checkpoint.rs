@@ -112,6 +112,24 @@ impl Checkpoint {
     }
 }
 
+/// Reads the checkpoint of a signed note *without* checking its signatures.
+///
+/// Only for deciding whether a note needs verifying at all (a receiver that
+/// already holds the log at the note's size and root has nothing to learn
+/// from it); what it returns is the peer's claim and must not be stored or
+/// acted on. The same bounds as [`NoteVerifier::verify_note`] apply.
+pub fn peek_checkpoint(note: &str) -> Result<Checkpoint, MerkleError> {
+    if note.len() > MAX_NOTE_LEN {
+        return Err(malformed(format!(
+            "note is longer than {MAX_NOTE_LEN} bytes"
+        )));
+    }
+    let split = note
+        .rfind("\n\n")
+        .ok_or_else(|| malformed("no blank line before the signatures"))?;
+    Checkpoint::parse_body(&note[..split + 1])
+}
+
 /// A checkpoint together with its signed note.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedCheckpoint {

@@ -28,8 +28,8 @@ mod proof;
 pub mod reference;
 
 pub use checkpoint::{
-    Checkpoint, MAX_NOTE_LEN, NoteVerifier, SignedCheckpoint, key_id, log_origin, sign_checkpoint,
-    verifier_key_string,
+    Checkpoint, MAX_NOTE_LEN, NoteVerifier, SignedCheckpoint, key_id, log_origin, peek_checkpoint,
+    sign_checkpoint, verifier_key_string,
 };
 pub use mmr::{Frontier, MemoryTree};
 pub use proof::{
