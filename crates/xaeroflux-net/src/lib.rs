@@ -530,6 +530,10 @@ impl Net {
     /// private topic's encrypted blobs).
     pub fn add_blob<'a>(&self, source: impl Into<BlobSource<'a>>) -> Result<BlobRef, NetError> {
         let blobs = self.blobs()?;
+        let store = &self.node.store;
+        store
+            .failpoint(xaeroflux_store::failpoints::Point::BlobWrite)
+            .map_err(error::io_err(store.dir().join("blobs")))?;
         let source = source.into();
         let hash = self.handle.block_on(async move {
             let tag = match source {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use iroh::endpoint::{Connection, ConnectionError, RecvStream, SendStream};
 use iroh::{Endpoint, EndpointAddr};
-use xaeroflux_net::{Backends, Net, NetConfig, NetMode, XSP_ALPN};
+use xaeroflux_net::{NetMode, XSP_ALPN};
 use xaeroflux_store::{LogId, NewEvent, Store, StoreOptions, Topic};
 use xaeroflux_sync::codec::{DiffEntry, PageRequest, TopicEntry, VERSION, caps};
 use xaeroflux_sync::{Decoder, ErrorCode, Message};
@@ -18,41 +18,24 @@ use xaeroflux_sync::{Decoder, ErrorCode, Message};
 /// Longest any step here may take.
 const BOUND: Duration = Duration::from_secs(40);
 
-struct Node {
-    store: Arc<Store>,
-    net: Net,
-}
+mod common;
+use common::Node;
 
 fn start(dir: &std::path::Path, session_timeout: Duration) -> Node {
     start_with(dir, &["iroh"], session_timeout)
 }
 
 fn start_with(dir: &std::path::Path, backends: &[&str], session_timeout: Duration) -> Node {
-    let store = Arc::new(Store::open(dir, StoreOptions::default()).unwrap());
-    let mut config = NetConfig::new(Backends::parse(backends).unwrap())
-        .with_mode(NetMode::local_only())
-        .with_sync_interval(Duration::from_secs(3600));
+    let mut config = common::config(backends, Duration::from_secs(3600));
     config.session_timeout = session_timeout;
-    let net = Net::start(store.clone(), config).unwrap();
-    Node { store, net }
+    common::start_with(dir, StoreOptions::default(), config)
 }
 
-impl Node {
-    fn stop(self) {
-        self.net.shutdown();
-        match Arc::try_unwrap(self.store) {
-            Ok(s) => s.close().unwrap(),
-            Err(_) => panic!("the network layer still holds the store"),
-        }
-    }
+trait Addr {
+    fn addr(&self) -> EndpointAddr;
+}
 
-    fn append_some(&self, topic: &Topic, n: usize) {
-        let evs = (0..n)
-            .map(|i| NewEvent::application(topic, format!("event {i}").into_bytes()))
-            .collect();
-        self.store.append_batch(evs).unwrap();
-    }
-
+impl Addr for Node {
     fn addr(&self) -> EndpointAddr {
         let me = self.net.peer();
         EndpointAddr::new(me.id().parse().unwrap()).with_ip_addr(me.addrs()[0])
@@ -443,7 +426,7 @@ fn a_flood_of_announcements_costs_a_few_dials_a_second() {
         "{n} dials for {sent} announcements (at most {most})"
     );
     // The node still serves a well-behaved peer.
-    a.append_some(&chat, 10);
+    a.append(&chat, 10, "event");
     assert_eq!(sync_from(&a).map(|n| n >= 10), Ok(true));
     rt.block_on(async {
         let _ = router.shutdown().await;

@@ -3,69 +3,23 @@
 //! Nodes on loopback, in the local-only mode: nothing here leaves
 //! 127.0.0.0/8.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use xaeroflux_net::{Backends, Net, NetConfig, NetMode, Peer, SYNC_TOPIC, SyncEvent};
-use xaeroflux_store::{Filter, LogId, NewEvent, Since, Store, StoreOptions, Topic};
+use xaeroflux_net::{Backends, NetMode, Peer, SYNC_TOPIC, SyncEvent};
+use xaeroflux_store::{Filter, NewEvent, Since, Topic};
 
-const WAIT: Duration = Duration::from_secs(60);
+mod common;
+use common::{Node, WAIT, same_log, start, wait_until};
 
-struct Node {
-    store: Arc<Store>,
-    net: Net,
-}
-
-fn start(dir: &std::path::Path, backends: &[&str], interval: Duration) -> Node {
-    let store = Arc::new(Store::open(dir, StoreOptions::default()).unwrap());
-    let config = NetConfig::new(Backends::parse(backends).unwrap())
-        .with_mode(NetMode::local_only())
-        .with_sync_interval(interval);
-    let net = Net::start(store.clone(), config).unwrap();
-    Node { store, net }
-}
-
-impl Node {
-    fn stop(self) {
-        self.net.shutdown();
-        match Arc::try_unwrap(self.store) {
-            Ok(s) => s.close().unwrap(),
-            Err(_) => panic!("the network layer still holds the store"),
-        }
+/// Sync events recorded so far.
+fn sync_events(node: &Node) -> Vec<SyncEvent> {
+    let t = Topic::new(SYNC_TOPIC).unwrap();
+    match node.store.iter_topic(&t) {
+        Ok(it) => it
+            .filter_map(|e| e.ok().and_then(|e| SyncEvent::parse(e.payload())))
+            .collect(),
+        Err(_) => Vec::new(),
     }
-
-    fn append(&self, topic: &Topic, n: usize, tag: &str) -> LogId {
-        let evs = (0..n)
-            .map(|i| NewEvent::application(topic, format!("{tag} {i}").into_bytes()))
-            .collect();
-        self.store.append_batch(evs).unwrap().events[0].log
-    }
-
-    /// Sync events recorded so far.
-    fn sync_events(&self) -> Vec<SyncEvent> {
-        let t = Topic::new(SYNC_TOPIC).unwrap();
-        match self.store.iter_topic(&t) {
-            Ok(it) => it
-                .filter_map(|e| e.ok().and_then(|e| SyncEvent::parse(e.payload())))
-                .collect(),
-            Err(_) => Vec::new(),
-        }
-    }
-}
-
-/// Polls `cond` until it holds, at most `WAIT`.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn same_log(a: &Store, b: &Store, log: &LogId, size: u64) -> bool {
-    b.log_size(log).ok() == Some(size)
-        && a.log_size(log).ok() == Some(size)
-        && a.mmr_root(log).ok() == b.mmr_root(log).ok()
 }
 
 #[test]
@@ -112,7 +66,7 @@ fn two_nodes_converge() {
         a.store.log_size(&lb).ok() == Some(1235)
     });
     // The sessions were recorded as System events.
-    let events = a.sync_events();
+    let events = sync_events(&a);
     assert!(
         events.iter().any(|e| matches!(e, SyncEvent::SessionEnded { events_in, error: None, .. } if *events_in > 0)),
         "{events:?}"
@@ -146,7 +100,7 @@ fn three_in_a_line_without_gossip() {
     // A and C never spoke: no session of A names C, none of C names A.
     let (ida, idc) = (a.net.endpoint_id(), c.net.endpoint_id());
     let names = |n: &Node, other: &str| {
-        n.sync_events().iter().any(|e| match e {
+        sync_events(n).iter().any(|e| match e {
             SyncEvent::SessionStarted { peer, .. } | SyncEvent::SessionEnded { peer, .. } => {
                 peer == other
             }
@@ -251,7 +205,7 @@ fn a_50_mib_blob_reaches_another_node_verified() {
     let got = b.net.read_blob(&blob.hash).unwrap().unwrap();
     assert!(got == content, "the blob differs");
     assert!(
-        b.sync_events()
+        sync_events(&b)
             .iter()
             .any(|e| matches!(e, SyncEvent::BlobFetched { hash, .. } if *hash == blob.hash))
     );
@@ -362,7 +316,7 @@ fn other_alpns_and_garbage_are_refused_without_harm() {
         "the topic is unchanged"
     );
     wait_until("the refusals recorded", || {
-        a.sync_events()
+        sync_events(&a)
             .iter()
             .filter(|e| matches!(e, SyncEvent::SessionEnded { error: Some(_), .. }))
             .count()

@@ -140,4 +140,33 @@ impl StoreError {
     pub fn is_terminal(&self) -> bool {
         matches!(self, StoreError::WriterStopped(_) | StoreError::Closed)
     }
+
+    /// The operating system's error behind this one, if the OS caused it:
+    /// on a store file, in the index, or the one that stopped the writer.
+    /// `os_error().and_then(|e| e.raw_os_error())` is the errno
+    /// (`ENOSPC` for a full disk, `EIO` for a failing one).
+    pub fn os_error(&self) -> Option<&std::io::Error> {
+        match self {
+            StoreError::Io(e) => Some(&e.source),
+            StoreError::Index {
+                source: heed::Error::Io(e),
+                ..
+            } => Some(e),
+            StoreError::WriterStopped(why) => why.os_error(),
+            _ => None,
+        }
+    }
+
+    /// The file or directory an OS error happened on, if it is one.
+    pub fn os_error_path(&self) -> Option<&std::path::Path> {
+        match self {
+            StoreError::Io(e) => Some(&e.path),
+            StoreError::Index {
+                path,
+                source: heed::Error::Io(_),
+            } => Some(path),
+            StoreError::WriterStopped(why) => why.os_error_path(),
+            _ => None,
+        }
+    }
 }

@@ -31,6 +31,7 @@
 
 mod catalog;
 mod error;
+pub mod failpoints;
 mod fork;
 mod format;
 mod index;

@@ -81,6 +81,10 @@ pub struct StoreOptions {
     pub writer_log_cache: usize,
     /// The clock events are stamped with (the system clock by default).
     pub clock: Clock,
+    /// Failpoints the write path checks (tests only: the cargo feature
+    /// `failpoints`); none by default.
+    #[cfg(feature = "failpoints")]
+    pub failpoints: Option<crate::failpoints::Failpoints>,
 }
 
 impl Default for StoreOptions {
@@ -97,6 +101,8 @@ impl Default for StoreOptions {
             },
             writer_log_cache: 1024,
             clock: Clock::system(),
+            #[cfg(feature = "failpoints")]
+            failpoints: None,
         }
     }
 }

@@ -91,6 +91,8 @@ pub(crate) struct Shared {
     pub stopped: Stopped,
     /// The sealers of private topics.
     pub sealers: crate::seal::Sealers,
+    /// Failpoints on the write path (armed only in tests).
+    pub fails: crate::failpoints::Checks,
 }
 
 impl Shared {

@@ -229,6 +229,11 @@ impl Index {
         Ok(())
     }
 
+    /// An OS error on the index's files, as the index reports its own.
+    pub fn io_failure(&self, e: std::io::Error) -> StoreError {
+        self.err()(heed::Error::Io(e))
+    }
+
     pub fn force_sync(&self) -> Result<()> {
         self.env.force_sync().map_err(self.err())
     }

@@ -74,6 +74,14 @@ impl Store {
         &self.shared.dir
     }
 
+    /// Passes, or fails as a test armed `point` to (see
+    /// [`crate::failpoints`]): for the layers above the store that write
+    /// files of their own beside it (the blob store). Always passes in a
+    /// build without the `failpoints` feature.
+    pub fn failpoint(&self, point: crate::failpoints::Point) -> std::io::Result<()> {
+        self.shared.fails.check(point)
+    }
+
     /// The store's author key (its identity's public key).
     pub fn author(&self) -> [u8; 32] {
         self.shared.author

@@ -237,6 +237,10 @@ impl Store {
             own_heads: Default::default(),
             stopped: Default::default(),
             sealers: Default::default(),
+            #[cfg(feature = "failpoints")]
+            fails: crate::failpoints::Checks::new(options.failpoints.clone()),
+            #[cfg(not(feature = "failpoints"))]
+            fails: Default::default(),
         });
         let mut store = Self {
             shared,

@@ -142,15 +142,24 @@ impl Store {
             root: self.root_at(log, rec.size)?,
         };
         let signed = sign_checkpoint(&cp, &self.shared.key);
-        if stored.as_deref() != Some(signed.note.as_str()) && self.writer.is_some() {
+        // Keeping the note is a cache (restarts serve the same one). A
+        // store whose writer stopped after an error still serves what it
+        // holds, signed: the note is then not kept, and not needed.
+        let writing = self.writer.is_some() && self.shared.stopped.reason().is_none();
+        if stored.as_deref() != Some(signed.note.as_str()) && writing {
             let (tx, rx) = bounded(1);
-            self.request(Request::PutCheckpoint {
-                log: *log,
-                size: rec.size,
-                note: signed.note.clone(),
-                reply: Reply::Chan(tx),
-            })?;
-            rx.recv().map_err(|_| StoreError::Closed)??;
+            let kept = self
+                .request(Request::PutCheckpoint {
+                    log: *log,
+                    size: rec.size,
+                    note: signed.note.clone(),
+                    reply: Reply::Chan(tx),
+                })
+                .and_then(|()| rx.recv().map_err(|_| StoreError::Closed)?);
+            match kept {
+                Err(e) if !e.is_terminal() => return Err(e),
+                _ => {}
+            }
         }
         Ok(signed)
     }

@@ -20,6 +20,7 @@ use super::request::{Committed, Reply};
 use crate::Durability;
 use crate::catalog::{Catalog, encode_records};
 use crate::error::{Result, StoreError, internal, io_err};
+use crate::failpoints::Point;
 use crate::index::{LogRecord, PageEntry, PageLoc};
 use crate::shared::{Shared, Stopped};
 use crate::subscribe::Commit;
@@ -99,7 +100,12 @@ impl Flusher {
     fn sync_segments(&mut self) -> Result<()> {
         for seg in self.unsynced.drain().collect::<Vec<_>>() {
             let path = self.shared.segments.path(seg);
-            self.file(seg)?.sync_data().map_err(io_err(&path))?;
+            let fails = self.shared.fails.clone();
+            let file = self.file(seg)?;
+            fails
+                .check(Point::Fsync)
+                .and_then(|()| file.sync_data())
+                .map_err(io_err(&path))?;
         }
         if let Some(c) = self.catalog.as_mut() {
             c.sync()?;
@@ -142,12 +148,18 @@ impl Flusher {
         for w in &job.writes {
             let base = segs.page_offset(w.loc);
             let path = segs.path(w.loc.segment);
+            let fails = &shared.fails;
             let file = self.file(w.loc.segment)?;
             if !w.records.is_empty() {
-                file.write_all_at(&w.records, base + w.from as u64)
+                fails
+                    .check(Point::SegmentWrite)
+                    .and_then(|()| file.write_all_at(&w.records, base + w.from as u64))
                     .map_err(io_err(&path))?;
             }
-            file.write_all_at(&w.header, base).map_err(io_err(&path))?;
+            fails
+                .check(Point::SegmentWrite)
+                .and_then(|()| file.write_all_at(&w.header, base))
+                .map_err(io_err(&path))?;
             self.unsynced.insert(w.loc.segment);
         }
         self.write_catalog(job)?;
@@ -189,6 +201,10 @@ impl Flusher {
         }
         index.put_next_page(&mut txn, job.next_page)?;
         index.put_next_log_no(&mut txn, job.next_log_no)?;
+        if let Err(e) = self.shared.fails.check(Point::IndexCommit) {
+            drop(txn); // aborted: nothing of the job reaches the index
+            return Err(index.io_failure(e));
+        }
         index.commit(txn)?;
         index.keep_slack()
     }

@@ -111,6 +111,11 @@ impl Writer {
             return Err(StoreError::Exhausted("segment numbers"));
         }
         if loc.page == 1 && !self.shared.segments.path(loc.segment).exists() {
+            let path = self.shared.segments.path(loc.segment);
+            self.shared
+                .fails
+                .check(crate::failpoints::Point::SegmentCreate)
+                .map_err(crate::error::io_err(&path))?;
             self.shared.segments.create(loc.segment)?;
         }
         self.next_page = PageLoc {
