@@ -226,6 +226,26 @@ pub struct PullProgress {
     pub bytes_in: u64,
 }
 
+/// What every session that ended has moved since the network layer
+/// started ([`Net::traffic`]): all sessions, those that moved nothing
+/// included (their handshakes are the mesh's overhead). A failed session
+/// is counted, but what it moved before it failed is not.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Sessions ended, dialed or accepted.
+    pub sessions: u64,
+    /// Of those, sessions that failed.
+    pub sessions_failed: u64,
+    /// Events received, verified and committed.
+    pub events_in: u64,
+    /// Events served.
+    pub events_out: u64,
+    /// Bytes received (XSP frames).
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+}
+
 /// A peer: an endpoint id, with the addresses to reach it if known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer(EndpointAddr);
@@ -450,6 +470,11 @@ impl Net {
     /// This node's address as an iroh endpoint ticket, for peers to dial.
     pub fn ticket(&self) -> String {
         EndpointTicket::new(self.addr()).to_string()
+    }
+
+    /// What the sessions that ended have moved, summed.
+    pub fn traffic(&self) -> Traffic {
+        *self.node.traffic.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// How far the sessions running now have come: a catch-up's progress.

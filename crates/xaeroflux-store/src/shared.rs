@@ -91,6 +91,9 @@ pub(crate) struct Shared {
     pub stopped: Stopped,
     /// The sealers of private topics.
     pub sealers: crate::seal::Sealers,
+    /// Logs sync sessions are pulling into this store now (one session
+    /// per log, so a log several peers offer at once comes once).
+    pub pull_claims: xaeroflux_sync::PullClaims,
     /// Failpoints on the write path (armed only in tests).
     pub fails: crate::failpoints::Checks,
 }

@@ -37,6 +37,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod claims;
 pub mod codec;
 pub mod driver;
 mod mem;
@@ -46,6 +47,7 @@ mod session;
 #[cfg(feature = "sim")]
 pub mod sim;
 
+pub use claims::PullClaims;
 pub use codec::{Decoder, ErrorCode, Message};
 pub use mem::MemStore;
 pub use pipe::{PipeReader, PipeWriter, pipe};

@@ -38,6 +38,7 @@ pub struct MemStore {
     key: SigningKey,
     author: [u8; 32],
     state: Mutex<State>,
+    claims: crate::PullClaims,
 }
 
 impl std::fmt::Debug for MemStore {
@@ -66,6 +67,7 @@ impl MemStore {
             author: key.verifying_key().to_bytes(),
             key,
             state: Mutex::new(State::default()),
+            claims: crate::PullClaims::new(),
         }
     }
 
@@ -171,6 +173,10 @@ impl MemStore {
 impl SyncStore for MemStore {
     fn author(&self) -> [u8; 32] {
         self.author
+    }
+
+    fn pull_claims(&self) -> Option<&crate::PullClaims> {
+        Some(&self.claims)
     }
 
     fn topics(&self) -> Result<Vec<TopicEntry>, StoreFault> {

@@ -12,7 +12,7 @@ use crate::codec::{
     DiffEntry, ErrorCode, MAX_EVENTS, Message, PageRequest, PageResponse, PeakEntry, TopicEntry,
     VERSION, caps,
 };
-use crate::{StoreFault, SyncError};
+use crate::{PullClaims, StoreFault, SyncError};
 
 /// Which events of a log to read: seqs `from..to`, stopping once
 /// `max_bytes` are taken (a page always holds at least one event).
@@ -108,6 +108,13 @@ pub trait SyncStore {
     /// so that a driver goes on with its other sessions while the write is
     /// made durable. Writes must be applied in the order they are started.
     fn start(&self, op: StoreOp, done: Done);
+    /// The pulls in progress into this store, shared by all its sessions
+    /// (see [`PullClaims`]): a store that runs sessions side by side
+    /// returns its own, so that a log several peers offer at once is
+    /// pulled once. `None` (the default): no coordination.
+    fn pull_claims(&self) -> Option<&PullClaims> {
+        None
+    }
 }
 
 /// Bytes of output a session queues before `receive` stops acting on the
@@ -175,6 +182,10 @@ pub struct Outcome {
     /// Logs whose peer checkpoint was inconsistent with what this store
     /// holds (not extended from this peer).
     pub forks: Vec<LogId>,
+    /// Logs the peer had more of, left to another session of this store
+    /// that was pulling them already (see [`PullClaims`]): a driver syncs
+    /// with this peer again soon, in case that pull stops short.
+    pub deferred: u64,
     /// The error that ended the session, if one did.
     pub error: Option<String>,
 }
@@ -210,6 +221,8 @@ struct Pull {
 /// One side of an XSP session.
 pub struct Session<'s, S: SyncStore + ?Sized> {
     store: &'s S,
+    /// Names this session's pull claims.
+    id: u64,
     config: SessionConfig,
     decoder: Decoder,
     out: Vec<u8>,
@@ -257,6 +270,7 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
     pub fn new(store: &'s S, config: SessionConfig) -> Result<Self, SyncError> {
         let mut s = Self {
             store,
+            id: crate::claims::next_owner(),
             config,
             decoder: Decoder::new(),
             out: Vec::new(),
@@ -376,6 +390,7 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
         let r = match (what, result) {
             (Pending::Import { log }, Ok(imported)) => {
                 self.imported(log, imported);
+                self.release_if_pulled(&log);
                 self.request_more().and_then(|()| self.maybe_finish())
             }
             // Held events with no checkpoint of our own reached yet (an
@@ -397,6 +412,23 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
         {
             p.moved = true;
             self.outcome.logs_in += 1;
+        }
+    }
+
+    /// Ends this session's claim on `log` once all of it is pulled and
+    /// committed.
+    fn release_if_pulled(&self, log: &LogId) {
+        let Some(claims) = self.store.pull_claims() else {
+            return;
+        };
+        let pulled = self.pulls.iter().any(|p| p.log == *log && p.next >= p.to)
+            && !self.in_flight.iter().any(|(l, _)| l == log)
+            && !self
+                .pending
+                .values()
+                .any(|p| matches!(p, Pending::Import { log: l } if l == log));
+        if pulled {
+            claims.release(self.id, log);
         }
     }
 
@@ -436,6 +468,7 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
     pub fn fail(&mut self, err: SyncError) -> SyncError {
         if self.phase != Phase::Failed {
             self.phase = Phase::Failed;
+            self.release_claims();
             self.outcome.error = Some(err.to_string());
             if !matches!(err, SyncError::Peer { .. } | SyncError::Closed) {
                 let _ = self.send(&Message::Error {
@@ -668,6 +701,13 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
         }
         if self.pulls.iter().any(|p| p.log == log) {
             return Err(SyncError::Protocol(format!("log {log} listed twice")));
+        }
+        if let Some(claims) = self.store.pull_claims()
+            && !claims.claim(self.id, &log)
+        {
+            // Another session pulls it now: the pages come once.
+            self.outcome.deferred += 1;
+            return Ok(());
         }
         self.pulls.push_back(Pull {
             log,
@@ -986,8 +1026,23 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
         }
         if self.sent_done && self.peer_done {
             self.phase = Phase::Done;
+            self.release_claims();
         }
         Ok(())
+    }
+
+    fn release_claims(&self) {
+        if let Some(claims) = self.store.pull_claims() {
+            claims.release_all(self.id);
+        }
+    }
+}
+
+impl<S: SyncStore + ?Sized> Drop for Session<'_, S> {
+    /// A session dropped half-way (its connection went) gives up its
+    /// claims, so another session pulls those logs.
+    fn drop(&mut self) {
+        self.release_claims();
     }
 }
 

@@ -218,3 +218,44 @@ fn a_run_replays_exactly_from_its_seed() {
     };
     assert_eq!(run(), run());
 }
+
+/// Many peers offer the same log at once (they all heard the same
+/// checkpoint): the newcomer pulls each page of it once, from one of them,
+/// and leaves the log to that session in the others (deferred). Without
+/// the shared claims every session would pull it whole.
+#[test]
+fn a_log_offered_by_many_peers_at_once_is_pulled_once() {
+    let seed = seed();
+    let chat = Topic::new("chat").unwrap();
+    let st = stores(seed, 9);
+    // Store 1 writes 2,000 events of 100 bytes; stores 2..9 hold copies.
+    for i in 0..2000u32 {
+        st[1].append(&chat, &[(i % 251) as u8; 100]);
+    }
+    let mut sim = Sim::new(&st, small_pages(seed));
+    for b in 2..st.len() {
+        sim.connect(1, b);
+    }
+    assert!(sim.run(sim.stats().now + 1_000_000));
+    let log_bytes = 2000 * (100 + xaeroflux_types::EVENT_HEADER_LEN) as u64;
+    let before = sim.stats().bytes_in[0];
+    // Store 0 dials all eight holders at the same moment.
+    for b in 1..st.len() {
+        assert!(sim.connect(0, b));
+    }
+    assert!(sim.run(sim.stats().now + 1_000_000));
+    assert!(sim.converged(), "{:?}", sim.stats().failures);
+    let st_ = sim.stats();
+    assert_eq!(st_.events_in[0], 2000, "each event imported once");
+    let received = st_.bytes_in[0] - before;
+    eprintln!(
+        "9 holders: store 0 received {received} bytes for a log of {log_bytes} ({:.2}x)",
+        received as f64 / log_bytes as f64
+    );
+    // Once, plus framing, proofs and the other sessions' handshakes; eight
+    // whole copies would be 8x.
+    assert!(
+        received < log_bytes * 3 / 2,
+        "{received} bytes received for a {log_bytes}-byte log"
+    );
+}

@@ -99,6 +99,8 @@ pub(crate) struct Node {
     next_id: AtomicU64,
     /// Sessions accepted and running (at most [`MAX_ACCEPTED`]).
     accepted: Mutex<Vec<accept::Accepted>>,
+    /// What every session that ended has moved, summed.
+    pub traffic: Mutex<crate::Traffic>,
     pub stopping: Notify,
 }
 
@@ -170,6 +172,7 @@ impl Node {
             state: Mutex::new(State::default()),
             next_id: AtomicU64::new(1),
             accepted: Mutex::new(Vec::new()),
+            traffic: Mutex::new(crate::Traffic::default()),
             stopping: Notify::new(),
         });
         let mut router = Router::builder(endpoint).accept(XSP_ALPN, XspHandler(node.clone()));

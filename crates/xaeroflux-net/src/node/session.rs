@@ -19,6 +19,10 @@ use crate::error::{NetError, iroh_err};
 use crate::events::{Direction, SyncEvent};
 use crate::worker::{Job, JobSender, Open, SESSION_CREDIT, SESSION_OUT_LIMIT};
 
+/// How long after a session that left logs to another session's pull
+/// this node syncs with its peer again.
+const DEFERRED_RETRY: Duration = Duration::from_secs(1);
+
 /// Bytes read from a stream at a time.
 const READ_CHUNK: usize = 256 * 1024;
 
@@ -102,6 +106,18 @@ impl Node {
             reader.abort();
         }
         self.session_ended(peer, direction, started, &result);
+        if let Ok(o) = &result
+            && o.deferred > 0
+        {
+            // The peer had more of logs another session was pulling: come
+            // back once that pull has most likely finished, in case it
+            // stopped short.
+            let node = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(DEFERRED_RETRY).await;
+                node.request_sync(peer);
+            });
+        }
         Ok(result?)
     }
 
@@ -157,6 +173,15 @@ impl Node {
             Ok(o) => (o.clone(), None),
             Err(e) => (Outcome::default(), Some(e.to_string())),
         };
+        {
+            let mut t = self.traffic.lock().unwrap_or_else(|p| p.into_inner());
+            t.sessions += 1;
+            t.sessions_failed += u64::from(error.is_some());
+            t.events_in += moved.events_in;
+            t.events_out += moved.events_out;
+            t.bytes_in += moved.bytes_in;
+            t.bytes_out += moved.bytes_out;
+        }
         if moved.events_in > 0 {
             self.note_provider(peer);
         }

@@ -237,6 +237,7 @@ impl Store {
             own_heads: Default::default(),
             stopped: Default::default(),
             sealers: Default::default(),
+            pull_claims: Default::default(),
             #[cfg(feature = "failpoints")]
             fails: crate::failpoints::Checks::new(options.failpoints.clone()),
             #[cfg(not(feature = "failpoints"))]

@@ -25,6 +25,10 @@ impl SyncStore for Store {
         Store::author(self)
     }
 
+    fn pull_claims(&self) -> Option<&xaeroflux_sync::PullClaims> {
+        Some(&self.shared.pull_claims)
+    }
+
     fn topics(&self) -> Result<Vec<TopicEntry>, StoreFault> {
         let mut seen = BTreeMap::new();
         for info in self.logs()? {
