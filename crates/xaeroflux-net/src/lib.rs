@@ -238,6 +238,9 @@ pub struct Traffic {
     pub sessions_failed: u64,
     /// Events received, verified and committed.
     pub events_in: u64,
+    /// Events that arrived in pages, held already or not (above
+    /// `events_in`: pulled for nothing).
+    pub events_received: u64,
     /// Events served.
     pub events_out: u64,
     /// Bytes received (XSP frames).

@@ -163,6 +163,9 @@ pub struct Outcome {
     pub logs_in: u64,
     /// Events received, verified and committed.
     pub events_in: u64,
+    /// Events that arrived in pages, whether the store held them already
+    /// or not: above `events_in`, what crossed the network for nothing.
+    pub events_received: u64,
     /// Events this side set out to pull (what its `DIFF` asks for), known
     /// once the peer's `PEAKS` are in: with `events_in`, how far a
     /// catch-up has come.
@@ -1009,6 +1012,7 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             note: p.note.clone(),
             proof,
         };
+        self.outcome.events_received += page.events.len() as u64;
         self.act(StoreOp::Import(page), Pending::Import { log });
         Ok(())
     }

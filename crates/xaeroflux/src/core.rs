@@ -421,6 +421,12 @@ impl Core {
         self.with_net(|n| Ok(n.pull_progress()))
     }
 
+    /// What the iroh sessions that ended have moved, summed, since the
+    /// network layer last started (a pause and resume starts it again).
+    pub fn sync_traffic(&self) -> Result<crate::Traffic, Error> {
+        self.with_net(|n| Ok(n.traffic()))
+    }
+
     /// Runs one XSP session with `peer` over iroh now, over every joined
     /// topic, and returns what moved.
     pub fn sync_with(&self, peer: &str) -> Result<Outcome, Error> {

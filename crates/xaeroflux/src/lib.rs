@@ -110,7 +110,7 @@ pub use xaeroflux_merkle::{
 pub use xaeroflux_net as net;
 pub use xaeroflux_net::{
     Backend, Backends, BlobHash, BlobRef, BlobSource, Direction, NetError, NetMode, Peer,
-    PullProgress, SYNC_TOPIC, SyncEvent,
+    PullProgress, SYNC_TOPIC, SyncEvent, Traffic,
 };
 pub use xaeroflux_reactive as reactive;
 pub use xaeroflux_reactive::{

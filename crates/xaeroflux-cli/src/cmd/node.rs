@@ -75,6 +75,18 @@ pub fn node(db: &Path, a: NodeArgs) -> Result<()> {
             signal
         })?;
         eprintln!("xf node: {signal}, closing");
+        if let Ok(t) = core.sync_traffic() {
+            eprintln!(
+                "xf node: totals sessions={} failed={} events_in={} events_received={} bytes_in={} events_out={} bytes_out={}",
+                t.sessions,
+                t.sessions_failed,
+                t.events_in,
+                t.events_received,
+                t.bytes_in,
+                t.events_out,
+                t.bytes_out
+            );
+        }
         let closed = core.close();
         let printed = printer
             .join()

@@ -178,6 +178,7 @@ impl Node {
             t.sessions += 1;
             t.sessions_failed += u64::from(error.is_some());
             t.events_in += moved.events_in;
+            t.events_received += moved.events_received;
             t.events_out += moved.events_out;
             t.bytes_in += moved.bytes_in;
             t.bytes_out += moved.bytes_out;
