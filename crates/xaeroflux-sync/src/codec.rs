@@ -33,6 +33,8 @@ pub const MAX_EVENT: usize = 1 << 20;
 pub const MAX_PROOF: usize = 128;
 /// Longest error reason.
 pub const MAX_REASON: usize = 1024;
+/// Most buckets in a `SUMMARY` (a power of two from 2 to this).
+pub const MAX_BUCKETS: usize = 4096;
 
 /// Message tags.
 mod tag {
@@ -44,6 +46,7 @@ mod tag {
     pub const SYNC_DONE: u8 = 6;
     pub const CHECKPOINT: u8 = 7;
     pub const ERROR: u8 = 8;
+    pub const SUMMARY: u8 = 9;
 }
 
 /// Capability bits in `HELLO`.
@@ -52,6 +55,10 @@ pub mod caps {
     pub const SYNC: u32 = 1;
     /// Live mode: `CHECKPOINT` announcements after `SYNC_DONE`.
     pub const LIVE: u32 = 2;
+    /// `SUMMARY`: a topic's logs summed up in buckets, so that `PEAKS`
+    /// carries only the logs of buckets that differ. Used only when both
+    /// sides announce it.
+    pub const SUMMARY: u32 = 4;
 }
 
 /// A topic in a `HELLO`: its id and, when known, its name.
@@ -200,6 +207,18 @@ pub enum Message {
         /// Its logs.
         logs: Vec<PeakEntry>,
     },
+    /// The sender's logs in one shared topic, summed up: its logs fall in
+    /// `buckets.len()` buckets by the first bytes of their author key, and
+    /// each bucket is the first 8 bytes of a hash over its `PEAKS` entries
+    /// (zeros when empty). The peer answers with `PEAKS` holding only its
+    /// logs in the buckets that differ.
+    Summary {
+        /// The topic.
+        topic: TopicId,
+        /// One digest per bucket; a power of two of them, at most
+        /// [`MAX_BUCKETS`].
+        buckets: Vec<[u8; 8]>,
+    },
     /// The suffixes the sender will pull.
     Diff {
         /// What it will request.
@@ -233,6 +252,7 @@ impl Message {
         match self {
             Message::Hello { .. } => "HELLO",
             Message::Peaks { .. } => "PEAKS",
+            Message::Summary { .. } => "SUMMARY",
             Message::Diff { .. } => "DIFF",
             Message::PageRequest(_) => "PAGE_REQUEST",
             Message::PageResponse(_) => "PAGE_RESPONSE",
@@ -286,6 +306,15 @@ impl Message {
                     out.extend_from_slice(&l.author);
                     out.extend_from_slice(&l.size.to_be_bytes());
                     put_str16(out, &l.note)?;
+                }
+            }
+            Message::Summary { topic, buckets } => {
+                check("buckets", buckets.len(), MAX_BUCKETS)?;
+                out.push(tag::SUMMARY);
+                out.extend_from_slice(&topic.0);
+                put_len16(out, buckets.len())?;
+                for b in buckets {
+                    out.extend_from_slice(b);
                 }
             }
             Message::Diff { wants } => {
@@ -344,6 +373,18 @@ impl Message {
                     logs.push(PeakEntry { author, size, note });
                 }
                 Message::Peaks { topic, logs }
+            }
+            tag::SUMMARY => {
+                let topic = TopicId(r.arr32()?);
+                let n = r.count16(MAX_BUCKETS, 8, "buckets")?;
+                if !n.is_power_of_two() || n < 2 {
+                    return Err(r.bad(format!("{n} buckets: not a power of two from 2")));
+                }
+                let mut buckets = Vec::with_capacity(n);
+                for _ in 0..n {
+                    buckets.push(r.array::<8>()?);
+                }
+                Message::Summary { topic, buckets }
             }
             tag::DIFF => {
                 let n = r.count32(MAX_DIFF, LOG_ID_LEN + 16, "diff entries")?;

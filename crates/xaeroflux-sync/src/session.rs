@@ -135,6 +135,10 @@ pub struct SessionConfig {
     pub page_bytes: usize,
     /// Page requests kept in flight.
     pub window: usize,
+    /// Offer `SUMMARY` (see [`caps::SUMMARY`]): topics with many logs
+    /// then list only the logs that differ. Off only to measure against,
+    /// or to act as a peer that predates it.
+    pub summaries: bool,
 }
 
 impl Default for SessionConfig {
@@ -144,6 +148,7 @@ impl Default for SessionConfig {
             page_events: 4096,
             page_bytes: 1 << 20,
             window: 4,
+            summaries: true,
         }
     }
 }
@@ -242,6 +247,16 @@ pub struct Session<'s, S: SyncStore + ?Sized> {
     my_peaks: HashMap<TopicId, Vec<PeakEntry>>,
     /// The peer's digest per topic, from its HELLO.
     peer_digests: HashMap<TopicId, Hash>,
+    /// The peer's capability bits, from its HELLO.
+    peer_caps: u32,
+    /// Topics this side summed up in a `SUMMARY` (its `PEAKS` comes once
+    /// it knows what differs).
+    summarized: HashSet<TopicId>,
+    /// Topics this side has sent its `PEAKS` for.
+    peaks_sent: HashSet<TopicId>,
+    /// Topics the peer summed up: its `PEAKS` for them holds only the
+    /// buckets that differ.
+    peer_summarized: HashSet<TopicId>,
     /// The checkpoint size this side announced per log: all it serves.
     announced: HashMap<LogId, u64>,
     peer_diff: Option<HashMap<LogId, (u64, u64)>>,
@@ -285,6 +300,10 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             peer_hello: false,
             my_peaks: HashMap::new(),
             peer_digests: HashMap::new(),
+            peer_caps: 0,
+            summarized: HashSet::new(),
+            peaks_sent: HashSet::new(),
+            peer_summarized: HashSet::new(),
             announced: HashMap::new(),
             peer_diff: None,
             pulls: VecDeque::new(),
@@ -304,7 +323,11 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
         s.send(&Message::Hello {
             version: VERSION,
             node_id: s.store.author(),
-            caps: caps::SYNC,
+            caps: if s.config.summaries {
+                caps::SYNC | caps::SUMMARY
+            } else {
+                caps::SYNC
+            },
             all_topics: all,
             topics,
         })?;
@@ -531,11 +554,16 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
         match msg {
             Message::Hello {
                 version,
+                caps,
                 all_topics,
                 topics,
                 ..
-            } => self.on_hello(version, all_topics, topics),
+            } => {
+                self.peer_caps = caps;
+                self.on_hello(version, all_topics, topics)
+            }
             Message::Peaks { topic, logs } => self.on_peaks(topic, logs),
+            Message::Summary { topic, buckets } => self.on_summary(topic, buckets),
             Message::Diff { wants } => self.on_diff(wants),
             Message::PageRequest(req) => self.serve(req),
             Message::PageResponse(page) => self.take_page(page),
@@ -572,23 +600,72 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
         self.peer_hello = true;
         self.agree_topics(all_topics, topics)?;
         self.phase = Phase::Peaks;
+        let summaries = self.config.summaries && self.peer_caps & caps::SUMMARY != 0;
         for topic in self.shared.clone() {
-            let mut logs = self.peaks_of(&topic)?;
+            let logs = self.peaks_of(&topic)?;
             let mine = digest(&logs);
             if mine != [0; 32] && self.peer_digests.get(&topic) == Some(&mine) {
                 // Both hold the same heads: nothing to tell.
-                logs.clear();
+                self.send_peaks(topic, Vec::new())?;
+            } else if summaries && logs.len() >= SUMMARY_MIN_LOGS {
+                // Many logs: tell which buckets hold what, then list only
+                // the logs of buckets that differ.
+                let buckets = bucket_digests(&logs, bucket_count(logs.len()));
+                self.summarized.insert(topic);
+                self.send(&Message::Summary { topic, buckets })?;
+            } else {
+                self.send_peaks(topic, logs)?;
             }
-            for e in &logs {
-                let log = LogId {
-                    author: e.author,
-                    topic,
-                };
-                self.announced.insert(log, e.size);
-            }
-            self.send(&Message::Peaks { topic, logs })?;
         }
         self.maybe_diff()
+    }
+
+    /// Sends this side's `PEAKS` for a topic; what it lists is all this
+    /// side serves of it.
+    fn send_peaks(&mut self, topic: TopicId, logs: Vec<PeakEntry>) -> Result<(), SyncError> {
+        for e in &logs {
+            let log = LogId {
+                author: e.author,
+                topic,
+            };
+            self.announced.insert(log, e.size);
+        }
+        self.peaks_sent.insert(topic);
+        self.send(&Message::Peaks { topic, logs })
+    }
+
+    /// The peer summed up a topic's logs: answer with this side's logs in
+    /// the buckets that differ (unless this side listed them all already).
+    fn on_summary(&mut self, topic: TopicId, buckets: Vec<[u8; 8]>) -> Result<(), SyncError> {
+        if self.phase != Phase::Peaks {
+            return Err(SyncError::Protocol(
+                "SUMMARY before HELLO or after DIFF".into(),
+            ));
+        }
+        if !self.shared.contains(&topic)
+            || self.peaks_seen.contains(&topic)
+            || !self.config.summaries
+            || !self.peer_summarized.insert(topic)
+        {
+            return Err(SyncError::Protocol(format!(
+                "SUMMARY for topic {} that was not agreed on or offered, after its PEAKS, or twice",
+                hex(&topic.0)
+            )));
+        }
+        if self.peaks_sent.contains(&topic) {
+            return Ok(());
+        }
+        let mine = self.peaks_of(&topic)?;
+        let ours = bucket_digests(&mine, buckets.len());
+        let n = buckets.len();
+        let differ: Vec<PeakEntry> = mine
+            .into_iter()
+            .filter(|e| {
+                let b = bucket_of(&e.author, n);
+                ours.get(b) != buckets.get(b)
+            })
+            .collect();
+        self.send_peaks(topic, differ)
     }
 
     /// The peer's logs of one shared topic.
@@ -613,11 +690,29 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             .iter()
             .map(|e| (&e.author, (e.note.as_str(), e.size)))
             .collect();
+        // This side summed the topic up and the peer listed all its logs
+        // instead: answer with what differs from that list.
+        let answer = !self.peaks_sent.contains(&topic) && !self.peer_summarized.contains(&topic);
+        let mut theirs: HashMap<[u8; 32], (String, u64)> = HashMap::new();
         for entry in logs {
+            if answer {
+                theirs.insert(entry.author, (entry.note.clone(), entry.size));
+            }
             if same.get(&entry.author) == Some(&(entry.note.as_str(), entry.size)) {
                 continue;
             }
             self.consider(topic, entry)?;
+        }
+        if answer {
+            let differ: Vec<PeakEntry> = mine
+                .into_iter()
+                .filter(|e| {
+                    theirs
+                        .get(&e.author)
+                        .is_none_or(|(note, size)| *note != e.note || *size != e.size)
+                })
+                .collect();
+            self.send_peaks(topic, differ)?;
         }
         self.maybe_diff()
     }
@@ -1048,6 +1143,55 @@ impl<S: SyncStore + ?Sized> Drop for Session<'_, S> {
     fn drop(&mut self) {
         self.release_claims();
     }
+}
+
+/// Fewest logs of a topic for which a side sends a `SUMMARY` rather than
+/// its whole `PEAKS`.
+pub const SUMMARY_MIN_LOGS: usize = 8;
+
+/// Buckets for a topic of `logs` logs: about two logs a bucket.
+fn bucket_count(logs: usize) -> usize {
+    (logs / 2)
+        .next_power_of_two()
+        .clamp(8, crate::codec::MAX_BUCKETS)
+}
+
+/// The bucket of an author among `n` (a power of two up to 65,536): by
+/// the first two bytes of its key, which are uniform.
+fn bucket_of(author: &[u8; 32], n: usize) -> usize {
+    let top = u16::from_be_bytes([author[0], author[1]]) as usize;
+    top * n.max(1) / 65_536
+}
+
+/// Each bucket's digest: the first 8 bytes of SHA-256 over its entries in
+/// author order (as in [`digest`]); zeros for an empty bucket.
+fn bucket_digests(entries: &[PeakEntry], n: usize) -> Vec<[u8; 8]> {
+    let mut groups: Vec<Vec<&PeakEntry>> = vec![Vec::new(); n];
+    for e in entries {
+        if let Some(g) = groups.get_mut(bucket_of(&e.author, n)) {
+            g.push(e);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|mut g| {
+            if g.is_empty() {
+                return [0; 8];
+            }
+            g.sort_by_key(|e| e.author);
+            let mut bytes = Vec::new();
+            for e in g {
+                bytes.extend_from_slice(&e.author);
+                bytes.extend_from_slice(&e.size.to_be_bytes());
+                bytes.extend_from_slice(&(e.note.len() as u32).to_be_bytes());
+                bytes.extend_from_slice(e.note.as_bytes());
+            }
+            let h = xaeroflux_merkle::sha256(&[b"xaeroflux xsp bucket v1", &bytes]);
+            let mut out = [0; 8];
+            out.copy_from_slice(h.get(..8).unwrap_or(&[0; 8]));
+            out
+        })
+        .collect()
 }
 
 /// SHA-256 over a topic's PEAKS entries in author order (zeros for none).

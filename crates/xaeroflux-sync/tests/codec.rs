@@ -53,6 +53,18 @@ fn message() -> impl Strategy<Value = Message> {
                     .map(|(author, size, note)| PeakEntry { author, size, note })
                     .collect(),
             }),
+        (any::<[u8; 32]>(), 1u32..6, any::<[u8; 8]>()).prop_map(|(t, k, fill)| {
+            Message::Summary {
+                topic: TopicId(t),
+                buckets: (0..1usize << k)
+                    .map(|i| {
+                        let mut b = fill;
+                        b[0] ^= i as u8;
+                        b
+                    })
+                    .collect(),
+            }
+        }),
         prop::collection::vec((log(), any::<u64>(), any::<u64>()), 0..4).prop_map(|w| {
             Message::Diff {
                 wants: w
