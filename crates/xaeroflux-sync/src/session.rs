@@ -1174,19 +1174,8 @@ fn bucket_digests(entries: &[PeakEntry], n: usize) -> Vec<[u8; 8]> {
     }
     groups
         .into_iter()
-        .map(|mut g| {
-            if g.is_empty() {
-                return [0; 8];
-            }
-            g.sort_by_key(|e| e.author);
-            let mut bytes = Vec::new();
-            for e in g {
-                bytes.extend_from_slice(&e.author);
-                bytes.extend_from_slice(&e.size.to_be_bytes());
-                bytes.extend_from_slice(&(e.note.len() as u32).to_be_bytes());
-                bytes.extend_from_slice(e.note.as_bytes());
-            }
-            let h = xaeroflux_merkle::sha256(&[b"xaeroflux xsp bucket v1", &bytes]);
+        .map(|g| {
+            let h = entries_hash(b"xaeroflux xsp bucket v1", g);
             let mut out = [0; 8];
             out.copy_from_slice(h.get(..8).unwrap_or(&[0; 8]));
             out
@@ -1198,19 +1187,24 @@ fn bucket_digests(entries: &[PeakEntry], n: usize) -> Vec<[u8; 8]> {
 /// Notes are deterministic (Ed25519), so replicas holding the same heads
 /// compute the same digest.
 fn digest(entries: &[PeakEntry]) -> Hash {
+    entries_hash(b"xaeroflux xsp topic digest v1", entries.iter().collect())
+}
+
+/// SHA-256 of `domain` and the entries in author order (author, size,
+/// note length, note); zeros when there are none.
+fn entries_hash(domain: &[u8], mut entries: Vec<&PeakEntry>) -> Hash {
     if entries.is_empty() {
         return [0; 32];
     }
-    let mut sorted: Vec<&PeakEntry> = entries.iter().collect();
-    sorted.sort_by_key(|e| e.author);
+    entries.sort_by_key(|e| e.author);
     let mut bytes = Vec::new();
-    for e in sorted {
+    for e in entries {
         bytes.extend_from_slice(&e.author);
         bytes.extend_from_slice(&e.size.to_be_bytes());
         bytes.extend_from_slice(&(e.note.len() as u32).to_be_bytes());
         bytes.extend_from_slice(e.note.as_bytes());
     }
-    xaeroflux_merkle::sha256(&[b"xaeroflux xsp topic digest v1", &bytes])
+    xaeroflux_merkle::sha256(&[domain, &bytes])
 }
 
 fn hex(b: &[u8]) -> String {
