@@ -1,9 +1,12 @@
 // Benchmarks may unwrap, index and panic: a panic is a failed run.
 #![allow(clippy::restriction)]
 //! The mesh in simulation: the real session code between in-memory stores
-//! over a simulated network (latency, lost connections, churn), at 50, 200
-//! and 1,000 peers in a random topology where each peer dials 1 to 3
-//! others every round. Reports rounds and simulated time to converge,
+//! that run as nodes by the node's own rules (`xaeroflux_sync::schedule`:
+//! sync with the peers given on joining, pull what gossip announces, sync
+//! with every peer each period, one dialed session per peer and a redial
+//! gap), over a simulated network with latency, lost connections, lost
+//! gossip and churn, at 50, 200 and 1,000 peers in a random topology where
+//! each knows 1 to 3 others. Reports the time and the periods to converge,
 //! sessions, messages and bytes per node against the ideal (each event's
 //! bytes received once per node), how they grow with the number of peers
 //! (the exponent of a power-law fit), and a partition into two halves that
@@ -16,13 +19,17 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use xaeroflux_sync::sim::{Rng, Sim, SimConfig};
+use xaeroflux_sync::sim::{NodeConfig, Rng, Sim, SimConfig};
 use xaeroflux_sync::{MemStore, SessionConfig};
 use xaeroflux_types::{EVENT_HEADER_LEN, Topic};
 
 /// Events each peer appends, and their payload size.
 const EVENTS: u64 = 5;
 const PAYLOAD: usize = 100;
+/// A node's sync period, in ticks (milliseconds).
+const PERIOD: u64 = 5_000;
+/// Simulated time a run may take at most.
+const LIMIT: u64 = 600_000;
 
 fn topology(rng: &mut Rng, n: usize) -> Vec<Vec<usize>> {
     let mut links = vec![Vec::new(); n];
@@ -37,6 +44,12 @@ fn topology(rng: &mut Rng, n: usize) -> Vec<Vec<usize>> {
             }
         }
     }
+    if let Some(first) = links.first_mut()
+        && first.is_empty()
+        && n > 1
+    {
+        first.push(1);
+    }
     links
 }
 
@@ -49,28 +62,54 @@ fn config(seed: u64) -> SimConfig {
     c
 }
 
-/// One round: every online peer dials each peer it knows, then the
-/// network runs until every session has ended.
-fn round(sim: &mut Sim<'_>, links: &[Vec<usize>]) {
-    for (a, peers) in links.iter().enumerate() {
-        for &b in peers {
-            sim.connect(a, b);
-        }
+fn nodes() -> NodeConfig {
+    NodeConfig {
+        interval: PERIOD,
+        // One gossip delivery in 100 is lost.
+        gossip_loss: 0.01,
+        ..NodeConfig::default()
     }
-    let until = sim.stats().now + 10_000_000;
-    sim.run(until);
+}
+
+/// Runs until every store holds every log, in steps; the tick it took.
+fn until_converged(sim: &mut Sim<'_>, from: u64, what: &str) -> u64 {
+    let mut t = from;
+    while !sim.converged() {
+        t += 250;
+        assert!(t <= LIMIT, "{what}: not converged by tick {LIMIT}");
+        sim.run(t);
+    }
+    t
 }
 
 struct Row {
     n: usize,
-    rounds: usize,
+    periods: u64,
     ticks: u64,
     sessions: u64,
     failed: u64,
+    dials: u64,
     deliveries_per_node: f64,
+    gossip_per_node: f64,
     bytes_per_node: f64,
     ideal_per_node: f64,
     wall_ms: u128,
+}
+
+/// Takes the peers in `off` back on line, and (if `again`) a tenth of all
+/// peers, drawn anew, off line.
+fn churn(sim: &mut Sim<'_>, n: usize, off: &mut Vec<usize>, again: bool) {
+    for i in off.drain(..) {
+        sim.set_online(i, true);
+    }
+    if again {
+        for i in 0..n {
+            if sim.rng().chance(0.1) {
+                sim.set_online(i, false);
+                off.push(i);
+            }
+        }
+    }
 }
 
 fn run(seed: u64, n: usize) -> Row {
@@ -86,36 +125,28 @@ fn run(seed: u64, n: usize) -> Row {
     }
     let mut sim = Sim::new(&stores, config(seed ^ n as u64));
     let links = topology(sim.rng(), n);
-    // Churn: a tenth of the peers are off line in each of the first rounds.
-    let mut rounds = 0;
-    while !sim.converged() {
-        rounds += 1;
-        assert!(rounds <= 200, "{n} peers: not converged after 200 rounds");
-        let churn = rounds <= 3;
-        let mut off = Vec::new();
-        if churn {
-            for i in 0..n {
-                if sim.rng().chance(0.1) {
-                    sim.set_online(i, false);
-                    off.push(i);
-                }
-            }
-        }
-        round(&mut sim, &links);
-        for i in off {
-            sim.set_online(i, true);
-        }
+    // Churn: a tenth of the peers (drawn anew) are off line in each of
+    // the first three periods.
+    let mut off: Vec<usize> = Vec::new();
+    churn(&mut sim, n, &mut off, true);
+    sim.start_nodes(links, nodes());
+    for p in 1..=3u64 {
+        sim.run(p * PERIOD);
+        churn(&mut sim, n, &mut off, p < 3);
     }
+    let ticks = until_converged(&mut sim, 3 * PERIOD, &format!("{n} peers"));
     let st = sim.stats();
     let event_bytes = (EVENT_HEADER_LEN + PAYLOAD) as f64;
     Row {
         n,
-        rounds,
-        ticks: st.now,
+        periods: ticks.div_ceil(PERIOD),
+        ticks,
         sessions: st.sessions,
         failed: st.sessions_failed,
-        deliveries_per_node: st.deliveries as f64 / n as f64,
-        bytes_per_node: st.bytes_in.iter().sum::<u64>() as f64 / n as f64,
+        dials: st.dials,
+        deliveries_per_node: (st.deliveries + st.gossip_messages) as f64 / n as f64,
+        gossip_per_node: st.gossip_bytes as f64 / n as f64,
+        bytes_per_node: (st.bytes_in.iter().sum::<u64>() + st.gossip_bytes) as f64 / n as f64,
         ideal_per_node: (n as f64 - 1.0) * EVENTS as f64 * event_bytes,
         wall_ms: started.elapsed().as_millis(),
     }
@@ -132,33 +163,27 @@ fn exponent(points: &[(f64, f64)]) -> f64 {
     if den == 0.0 { 0.0 } else { num / den }
 }
 
-/// A partition of `n` peers into two halves that append apart, each
-/// converging on its own, then joined: rounds until one state.
-fn partition(seed: u64, n: usize) -> (usize, usize, bool) {
+/// A partition of `n` peers into two halves that append apart, then are
+/// joined: ticks apart, ticks from the join to one state, and whether the
+/// halves really were two states.
+fn partition(seed: u64, n: usize) -> (u64, u64, bool) {
     let stores: Vec<MemStore> = (0..n as u64)
         .map(|i| MemStore::with_seed(seed ^ (i << 40) ^ 7))
         .collect();
     let chat = Topic::new("chat").expect("topic");
     let mut sim = Sim::new(&stores, config(seed ^ 99));
     let links = topology(sim.rng(), n);
-    sim.partition((0..n / 2).collect());
-    for s in &stores {
-        s.append(&chat, b"before the join");
+    sim.partition((0..n).map(|i| usize::from(i >= n / 2)).collect());
+    sim.start_nodes(links, nodes());
+    for (i, s) in stores.iter().enumerate() {
+        let log = s.append(&chat, b"before the join");
+        sim.appended(i, log);
     }
-    let mut apart = 0;
-    // Each half converges within itself (links across the cut fail).
-    for _ in 0..30 {
-        apart += 1;
-        round(&mut sim, &links);
-    }
+    let apart = 6 * PERIOD;
+    sim.run(apart);
     let split = !sim.converged();
     sim.heal();
-    let mut joined = 0;
-    while !sim.converged() {
-        joined += 1;
-        assert!(joined <= 200, "the halves never joined");
-        round(&mut sim, &links);
-    }
+    let joined = until_converged(&mut sim, apart, "the halves") - apart;
     (apart, joined, split)
 }
 
@@ -265,16 +290,18 @@ fn main() {
         .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![50, 200, 1000]);
     println!(
-        "mesh simulation, seed {seed} (XF_SIM_SEED={seed} replays it): each peer appends {EVENTS} events of {PAYLOAD} bytes to one topic and dials 1 to 3 others each round; latency 5-50 ticks, 1 delivery in 2,000 cuts its connection, a tenth of the peers off line in each of the first 3 rounds"
+        "mesh simulation, seed {seed} (XF_SIM_SEED={seed} replays it): each peer appends {EVENTS} events of {PAYLOAD} bytes to one topic; nodes by their own rules, period {PERIOD} ticks; latency 5-50 ticks, 1 delivery in 2,000 cuts its connection, 1 gossip delivery in 100 lost, a tenth of the peers off line in each of the first 3 periods"
     );
     println!(
-        "{:>6} {:>6} {:>8} {:>9} {:>7} {:>12} {:>14} {:>14} {:>7} {:>8}",
+        "{:>6} {:>7} {:>8} {:>9} {:>7} {:>8} {:>10} {:>11} {:>12} {:>12} {:>7} {:>8}",
         "peers",
-        "rounds",
+        "periods",
         "ticks",
         "sessions",
         "failed",
+        "dials",
         "msgs/node",
+        "gossip B/n",
         "bytes/node",
         "ideal/node",
         "ratio",
@@ -284,13 +311,15 @@ fn main() {
     for n in sizes {
         let r = run(seed, n);
         println!(
-            "{:>6} {:>6} {:>8} {:>9} {:>7} {:>12.1} {:>14.0} {:>14.0} {:>6.2}x {:>8}",
+            "{:>6} {:>7} {:>8} {:>9} {:>7} {:>8} {:>10.1} {:>11.0} {:>12.0} {:>12.0} {:>6.2}x {:>8}",
             r.n,
-            r.rounds,
+            r.periods,
             r.ticks,
             r.sessions,
             r.failed,
+            r.dials,
             r.deliveries_per_node,
+            r.gossip_per_node,
             r.bytes_per_node,
             r.ideal_per_node,
             r.bytes_per_node / r.ideal_per_node,
@@ -303,11 +332,11 @@ fn main() {
             exponent(&rows.iter().map(|r| (r.n as f64, f(r))).collect::<Vec<_>>())
         };
         println!(
-            "growth with peers (power-law exponent): bytes/node n^{:.2} (ideal n^{:.2}), msgs/node n^{:.2}, rounds n^{:.2}",
+            "growth with peers (power-law exponent): bytes/node n^{:.2} (ideal n^{:.2}), msgs/node n^{:.2}, time to converge n^{:.2}",
             fit(&|r| r.bytes_per_node),
             fit(&|r| r.ideal_per_node),
             fit(&|r| r.deliveries_per_node),
-            fit(&|r| r.rounds as f64),
+            fit(&|r| r.ticks as f64),
         );
         let path = std::env::var("XF_MESH_SVG").unwrap_or_else(|_| {
             concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/mesh.svg").into()
@@ -319,7 +348,7 @@ fn main() {
     }
     let (apart, joined, split) = partition(seed, 200);
     println!(
-        "partition of 200 peers into halves: {apart} rounds apart ({}), then one state {joined} rounds after the join",
+        "partition of 200 peers into halves: {apart} ticks apart ({}), then one state {joined} ticks after the join",
         if split { "two states" } else { "NOT split" }
     );
 }

@@ -42,6 +42,7 @@ pub mod codec;
 pub mod driver;
 mod mem;
 mod pipe;
+pub mod schedule;
 pub mod serve;
 mod session;
 #[cfg(feature = "sim")]

@@ -7,17 +7,23 @@
 //! drawn from one seed, so a run that fails is replayed exactly by its
 //! seed.
 //!
-//! The simulator knows nothing of who should sync with whom: callers (the
-//! tests of this crate, and the mesh tests above it) start sessions on the
-//! links they choose, take stores offline, split the network and heal it.
+//! Callers may start sessions on the links they choose ([`Sim::connect`]),
+//! or let the stores run as nodes ([`Sim::start_nodes`]): then each store
+//! decides whom to dial and when by the node's own rules
+//! ([`crate::schedule`]: a join, announcements heard, neighbours coming
+//! up, the period, deferred logs; one dialed session per peer, a redial
+//! gap), and announces what it commits by gossip, modelled as flooding
+//! over the links with latency and loss. Either way callers take stores
+//! offline, split the network and heal it.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use xaeroflux_merkle::Hash;
 use xaeroflux_types::LogId;
 
-use crate::session::{Session, SessionConfig, StoreOp};
+use crate::schedule::{DEFERRED_RETRY_MS, RELAY_DELAY_MS, Scheduler, pull_from, worth_announcing};
+use crate::session::{Session, SessionConfig, StoreOp, SyncStore};
 use crate::{MemStore, StoreFault, SyncError};
 
 /// A small, fast, seedable generator (xorshift64*), so runs replay.
@@ -108,6 +114,55 @@ pub struct SimStats {
     pub now: u64,
     /// The first failure reasons seen (at most 16), for diagnosis.
     pub failures: Vec<String>,
+    /// Nodes only: dials the schedulers started.
+    pub dials: u64,
+    /// Nodes only: gossip deliveries (announcements), and their bytes.
+    pub gossip_messages: u64,
+    /// Bytes of those deliveries.
+    pub gossip_bytes: u64,
+}
+
+/// How stores behave as nodes ([`Sim::start_nodes`]).
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Ticks between a node's periodic syncs with every peer it knows.
+    pub interval: u64,
+    /// Chance that one gossip delivery is lost.
+    pub gossip_loss: f64,
+    /// Bytes of one announcement on the wire (a real one is about 540).
+    pub announce_bytes: u64,
+    /// Bytes a neighbour's copy of an announcement already delivered
+    /// costs: gossip (iroh-gossip's Plumtree) pushes each message whole
+    /// along a tree and sends the other neighbours only its id, so a
+    /// duplicate is counted at this size rather than whole.
+    pub duplicate_bytes: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            interval: 30_000,
+            gossip_loss: 0.0,
+            announce_bytes: 540,
+            duplicate_bytes: 48,
+        }
+    }
+}
+
+/// The node side of every store, when they run as nodes.
+struct Nodes {
+    config: NodeConfig,
+    /// Peers each node was given (it dials them on joining).
+    given: Vec<Vec<usize>>,
+    /// Gossip neighbours: the links, both ways.
+    neighbours: Vec<Vec<usize>>,
+    sched: Vec<Scheduler<usize>>,
+    /// Largest size heard announced, per node and log.
+    heard: Vec<HashMap<LogId, u64>>,
+    /// Announcements each node has seen: (announcer, log, size); a
+    /// relayed announcement names no announcer, so every relay of one
+    /// head is the same message.
+    seen: Vec<HashSet<(Option<usize>, LogId, u64)>>,
 }
 
 enum Ev {
@@ -127,6 +182,30 @@ enum Ev {
         token: u64,
         op: StoreOp,
     },
+    /// Nodes: a scheduled dial comes due.
+    Dial { store: usize, peer: usize },
+    /// Nodes: a reason to sync (a deferred log's retry).
+    Request { store: usize, peer: usize },
+    /// Nodes: `store` announces `log` at `size` if still worth it.
+    Relay { store: usize, log: LogId, size: u64 },
+    /// Nodes: an announcement reaches `store` from its neighbour `from`.
+    Gossip {
+        store: usize,
+        from: usize,
+        announcer: Option<usize>,
+        log: LogId,
+        size: u64,
+    },
+    /// Nodes: a node's period comes round.
+    Period { store: usize },
+    /// Nodes: whether `store` has `log` at `size` by now, else sync with
+    /// `peer` (the neighbour that relayed the news) again.
+    Recheck {
+        store: usize,
+        peer: usize,
+        log: LogId,
+        size: u64,
+    },
 }
 
 struct Conn<'a> {
@@ -134,6 +213,10 @@ struct Conn<'a> {
     sessions: [Option<Session<'a, MemStore>>; 2],
     /// When the last delivery towards each side lands (streams keep order).
     last: [u64; 2],
+    /// Dialed by a node's scheduler; and whether it holds the accepting
+    /// node's scheduler for that peer.
+    dialed: bool,
+    holds_accept: bool,
 }
 
 /// The simulated network over a set of stores.
@@ -153,6 +236,7 @@ pub struct Sim<'a> {
     /// Group of each store while the network is split.
     group: Option<Vec<usize>>,
     stats: SimStats,
+    nodes: Option<Nodes>,
 }
 
 impl<'a> Sim<'a> {
@@ -177,6 +261,7 @@ impl<'a> Sim<'a> {
                 events_in: vec![0; n],
                 ..SimStats::default()
             },
+            nodes: None,
         }
     }
 
@@ -194,8 +279,18 @@ impl<'a> Sim<'a> {
     /// Takes a store off the network (its connections are cut) or brings it
     /// back.
     pub fn set_online(&mut self, store: usize, online: bool) {
+        let was = self.online.get(store).copied().unwrap_or(false);
         if let Some(o) = self.online.get_mut(store) {
             *o = online;
+        }
+        if online && !was {
+            // Gossip neighbours come up on both sides.
+            for n in self.neighbours(store) {
+                if self.reachable(store, n) {
+                    self.request(store, n);
+                    self.request(n, store);
+                }
+            }
         }
         if !online {
             let cut: Vec<u64> = self
@@ -225,9 +320,18 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// Joins the network again.
+    /// Joins the network again (neighbours across the split come up).
     pub fn heal(&mut self) {
-        self.group = None;
+        let Some(group) = self.group.take() else {
+            return;
+        };
+        for a in 0..self.stores.len() {
+            for b in self.neighbours(a) {
+                if group.get(a) != group.get(b) && self.reachable(a, b) {
+                    self.request(a, b);
+                }
+            }
+        }
     }
 
     /// Whether `a` can reach `b` now.
@@ -250,6 +354,13 @@ impl<'a> Sim<'a> {
     /// Starts a session between `a` (dialing) and `b`, unless one runs or
     /// they cannot reach each other. Returns whether it started.
     pub fn connect(&mut self, a: usize, b: usize) -> bool {
+        self.open(a, b, false)
+    }
+
+    /// Starts a session between `a` (dialing) and `b`; `dialed`: by `a`'s
+    /// scheduler, which hears how it ended (and `b`'s, which it holds
+    /// while it runs). The connection may end before this returns.
+    fn open(&mut self, a: usize, b: usize, dialed: bool) -> bool {
         if !self.reachable(a, b) || self.linked(a, b) {
             return false;
         }
@@ -262,6 +373,12 @@ impl<'a> Sim<'a> {
         ) else {
             return false;
         };
+        let holds_accept = dialed
+            && self
+                .nodes
+                .as_mut()
+                .and_then(|n| n.sched.get_mut(b))
+                .is_some_and(|s| s.accepted(a));
         let id = self.next_conn;
         self.next_conn += 1;
         self.conns.insert(
@@ -270,12 +387,270 @@ impl<'a> Sim<'a> {
                 ends: [a, b],
                 sessions: [Some(x), Some(y)],
                 last: [self.now; 2],
+                dialed,
+                holds_accept,
             },
         );
         self.stats.sessions += 1;
         self.flush(id, 0);
         self.flush(id, 1);
         true
+    }
+
+    /// Lets every store run as a node from now on: `given[i]` are the
+    /// peers store `i` joins its topic with (they and it are gossip
+    /// neighbours both ways). Each node syncs with its given peers, starts
+    /// its period (staggered), and announces the logs it wrote.
+    pub fn start_nodes(&mut self, given: Vec<Vec<usize>>, config: NodeConfig) {
+        let n = self.stores.len();
+        let mut neighbours = vec![Vec::new(); n];
+        for (a, peers) in given.iter().enumerate() {
+            for &b in peers {
+                if b < n && b != a {
+                    for (x, y) in [(a, b), (b, a)] {
+                        if let Some(l) = neighbours.get_mut(x)
+                            && !l.contains(&y)
+                        {
+                            l.push(y);
+                        }
+                    }
+                }
+            }
+        }
+        let interval = config.interval.max(1);
+        self.nodes = Some(Nodes {
+            config,
+            given: given.clone(),
+            neighbours,
+            sched: (0..n).map(|_| Scheduler::default()).collect(),
+            heard: vec![HashMap::new(); n],
+            seen: vec![HashSet::new(); n],
+        });
+        for (s, peers) in given.iter().enumerate() {
+            let at = self.now + self.rng.below(interval);
+            self.schedule(at, Ev::Period { store: s });
+            for &p in peers {
+                self.request(s, p);
+            }
+            let Some(store) = self.stores.get(s) else {
+                continue;
+            };
+            let me = store.author();
+            for (log, (size, _)) in store.heads() {
+                if log.author == me {
+                    self.announce(s, Some(s), None, log, size);
+                }
+            }
+        }
+    }
+
+    fn neighbours(&self, store: usize) -> Vec<usize> {
+        self.nodes
+            .as_ref()
+            .and_then(|n| n.neighbours.get(store).cloned())
+            .unwrap_or_default()
+    }
+
+    /// Nodes: a reason for `store` to sync with `peer` now.
+    fn request(&mut self, store: usize, peer: usize) {
+        let now = self.now;
+        let Some(at) = self
+            .nodes
+            .as_mut()
+            .and_then(|n| n.sched.get_mut(store))
+            .and_then(|s| s.request(peer, now))
+        else {
+            return;
+        };
+        self.schedule(at, Ev::Dial { store, peer });
+    }
+
+    /// Nodes: a dial comes due.
+    fn dial(&mut self, store: usize, peer: usize) {
+        let now = self.now;
+        let Some(nodes) = self.nodes.as_mut() else {
+            return;
+        };
+        if let Some(s) = nodes.sched.get_mut(store) {
+            s.dialing(peer, now);
+        }
+        self.stats.dials += 1;
+        let linked = self.linked(store, peer);
+        if linked || !self.open(store, peer, true) {
+            // Unreachable: the dial fails. Already linked (the peer dialed
+            // first): that session does the work.
+            self.dialed_ended(store, peer, linked);
+        }
+    }
+
+    /// Nodes: the session `store` dialed to `peer` ended.
+    fn dialed_ended(&mut self, store: usize, peer: usize, ok: bool) {
+        let now = self.now;
+        let next = self
+            .nodes
+            .as_mut()
+            .and_then(|n| n.sched.get_mut(store))
+            .and_then(|s| s.ended(peer, ok, now));
+        if let Some(at) = next {
+            self.schedule(at, Ev::Dial { store, peer });
+        }
+    }
+
+    /// Nodes: `store` tells its neighbours (but `from`) that `announcer`
+    /// holds `log` at `size`.
+    fn announce(
+        &mut self,
+        store: usize,
+        announcer: Option<usize>,
+        from: Option<usize>,
+        log: LogId,
+        size: u64,
+    ) {
+        let Some(nodes) = self.nodes.as_mut() else {
+            return;
+        };
+        if let Some(seen) = nodes.seen.get_mut(store) {
+            seen.insert((announcer, log, size));
+        }
+        let loss = nodes.config.gossip_loss;
+        for n in self.neighbours(store) {
+            if Some(n) == from || !self.reachable(store, n) {
+                continue;
+            }
+            self.stats.gossip_messages += 1;
+            if self.rng.chance(loss) {
+                continue;
+            }
+            let (lo, hi) = self.config.latency;
+            let at = self.now + self.rng.range(lo, hi);
+            self.schedule(
+                at,
+                Ev::Gossip {
+                    store: n,
+                    from: store,
+                    announcer,
+                    log,
+                    size,
+                },
+            );
+        }
+    }
+
+    /// Nodes: an announcement arrives; pass it on, and pull if it is news.
+    fn heard(
+        &mut self,
+        store: usize,
+        from: usize,
+        announcer: Option<usize>,
+        log: LogId,
+        size: u64,
+    ) {
+        if !self.reachable(from, store) {
+            return;
+        }
+        let Some(nodes) = self.nodes.as_mut() else {
+            return;
+        };
+        let fresh = nodes
+            .seen
+            .get_mut(store)
+            .is_some_and(|s| s.insert((announcer, log, size)));
+        self.stats.gossip_bytes += if fresh {
+            nodes.config.announce_bytes
+        } else {
+            nodes.config.duplicate_bytes
+        };
+        if !fresh {
+            return;
+        }
+        if let Some(h) = nodes.heard.get_mut(store) {
+            let e = h.entry(log).or_default();
+            *e = (*e).max(size);
+        }
+        let known: Vec<usize> = nodes
+            .given
+            .get(store)
+            .into_iter()
+            .chain(nodes.neighbours.get(store))
+            .flatten()
+            .copied()
+            .collect();
+        self.announce(store, announcer, Some(from), log, size);
+        let held = self
+            .stores
+            .get(store)
+            .and_then(|s| s.log_size(&log).ok())
+            .unwrap_or(0);
+        if size > held {
+            let target = pull_from(announcer, from, |p| known.contains(p));
+            if target != store {
+                self.request(store, target);
+            }
+            if target == from && Some(from) != announcer {
+                let at = self.now + DEFERRED_RETRY_MS;
+                let peer = from;
+                self.schedule(
+                    at,
+                    Ev::Recheck {
+                        store,
+                        peer,
+                        log,
+                        size,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Nodes: `store` appended to its own `log` (call after
+    /// [`MemStore::append`]): it announces the news, as a node does after
+    /// a commit.
+    pub fn appended(&mut self, store: usize, log: LogId) {
+        self.grew(store, log);
+    }
+
+    /// Nodes: a commit grew `log` in `store`: announce it if worth it.
+    fn grew(&mut self, store: usize, log: LogId) {
+        let Some(s) = self.stores.get(store) else {
+            return;
+        };
+        let (own, size) = (log.author == s.author(), s.log_size(&log).unwrap_or(0));
+        let heard = self
+            .nodes
+            .as_ref()
+            .and_then(|n| n.heard.get(store))
+            .and_then(|h| h.get(&log).copied());
+        if self.nodes.is_none() || !worth_announcing(own, size, heard) {
+            return;
+        }
+        if own {
+            self.announce(store, Some(store), None, log, size);
+        } else {
+            let at = self.now + RELAY_DELAY_MS;
+            self.schedule(at, Ev::Relay { store, log, size });
+        }
+    }
+
+    /// Nodes: a node's period: sync with every peer it knows.
+    fn period(&mut self, store: usize) {
+        let Some(nodes) = self.nodes.as_ref() else {
+            return;
+        };
+        let interval = nodes.config.interval.max(1);
+        let mut peers: Vec<usize> = nodes.given.get(store).cloned().unwrap_or_default();
+        for n in nodes.neighbours.get(store).into_iter().flatten() {
+            if !peers.contains(n) {
+                peers.push(*n);
+            }
+        }
+        if self.online.get(store).copied().unwrap_or(false) {
+            for p in peers {
+                if self.reachable(store, p) {
+                    self.request(store, p);
+                }
+            }
+        }
+        self.schedule(self.now + interval, Ev::Period { store });
     }
 
     /// Runs until nothing is left to happen or `until` ticks have passed;
@@ -358,6 +733,10 @@ impl<'a> Sim<'a> {
                 token,
                 op,
             } => {
+                let grown = match &op {
+                    StoreOp::Import(page) => Some(page.log),
+                    StoreOp::RecordFork { .. } => None,
+                };
                 let r = match self.stores.get(store) {
                     Some(s) => s.apply(op),
                     None => Err(StoreFault::Failed("no such store".into())),
@@ -366,9 +745,47 @@ impl<'a> Sim<'a> {
                 if let (Ok(n), Some(e)) = (&r, self.stats.events_in.get_mut(store)) {
                     *e += n;
                 }
+                if let (Ok(1..), Some(log)) = (&r, grown) {
+                    self.grew(store, log);
+                }
                 if let Some(s) = self.session(conn, side) {
                     let r = s.complete(token, r);
                     self.after(conn, side, r);
+                }
+            }
+            Ev::Dial { store, peer } => self.dial(store, peer),
+            Ev::Request { store, peer } => self.request(store, peer),
+            Ev::Gossip {
+                store,
+                from,
+                announcer,
+                log,
+                size,
+            } => self.heard(store, from, announcer, log, size),
+            Ev::Period { store } => self.period(store),
+            Ev::Relay { store, log, size } => {
+                let heard = self
+                    .nodes
+                    .as_ref()
+                    .and_then(|n| n.heard.get(store))
+                    .and_then(|h| h.get(&log).copied());
+                if worth_announcing(false, size, heard) {
+                    self.announce(store, None, None, log, size);
+                }
+            }
+            Ev::Recheck {
+                store,
+                peer,
+                log,
+                size,
+            } => {
+                let held = self
+                    .stores
+                    .get(store)
+                    .and_then(|s| s.log_size(&log).ok())
+                    .unwrap_or(0);
+                if held < size && self.reachable(store, peer) {
+                    self.request(store, peer);
                 }
             }
         }
@@ -490,6 +907,36 @@ impl<'a> Sim<'a> {
             self.stats.sessions_ok += 1;
         } else {
             self.stats.sessions_failed += 1;
+        }
+        if !c.dialed {
+            return;
+        }
+        let [a, b] = c.ends;
+        let deferred = |i: usize| {
+            c.sessions
+                .get(i)
+                .and_then(|s| s.as_ref())
+                .is_some_and(|s| s.outcome().deferred > 0)
+        };
+        let (da, db) = (deferred(0), deferred(1));
+        let holds = c.holds_accept;
+        drop(c);
+        self.dialed_ended(a, b, ok);
+        let again = holds
+            && self
+                .nodes
+                .as_mut()
+                .and_then(|n| n.sched.get_mut(b))
+                .is_some_and(|s| s.accepted_ended(a));
+        if again {
+            self.request(b, a);
+        }
+        let retry = self.now + DEFERRED_RETRY_MS;
+        if da {
+            self.schedule(retry, Ev::Request { store: a, peer: b });
+        }
+        if db {
+            self.schedule(retry, Ev::Request { store: b, peer: a });
         }
     }
 }

@@ -120,27 +120,11 @@ impl Node {
     }
 
     fn begin_accept(&self, peer: EndpointId) -> bool {
-        let mut st = self.lock();
-        let p = st.peers.entry(peer).or_default();
-        if p.running {
-            false
-        } else {
-            p.running = true;
-            true
-        }
+        self.lock().sched.accepted(peer)
     }
 
     fn end_accept(self: &Arc<Self>, peer: EndpointId, owned: bool) {
-        if !owned {
-            return;
-        }
-        let again = {
-            let mut st = self.lock();
-            let p = st.peers.entry(peer).or_default();
-            p.running = false;
-            std::mem::take(&mut p.again)
-        };
-        if again {
+        if owned && self.lock().sched.accepted_ended(peer) {
             self.request_sync(peer);
         }
     }

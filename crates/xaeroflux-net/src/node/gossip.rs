@@ -14,6 +14,9 @@ use crate::events::SyncEvent;
 use crate::wire::Announcement;
 use crate::worker::Job;
 
+/// The announcer of a relayed announcement: none.
+const RELAYED: [u8; 32] = [0; 32];
+
 impl Node {
     /// Joins a topic: remembers the peers' addresses, joins its gossip
     /// swarm, and syncs with the peers.
@@ -151,32 +154,69 @@ impl Node {
         let Ok(cp) = ann.verify() else {
             return;
         };
+        {
+            let mut st = self.lock();
+            let h = st.heard.entry(ann.log).or_default();
+            *h = (*h).max(cp.size);
+        }
         let held = self.store.log_size(&ann.log).unwrap_or(0);
         if cp.size <= held {
             return;
         }
         // Pull from the announcer when it is a peer of ours on this topic;
         // otherwise from the neighbour that passed the news on.
-        let announcer = EndpointId::from_bytes(&ann.announcer).ok();
+        // A relayed announcement names no announcer (all zeros): pull
+        // from whoever passed it on.
+        let announcer = Some(ann.announcer)
+            .filter(|a| *a != RELAYED)
+            .and_then(|a| EndpointId::from_bytes(&a).ok());
         let target = {
             let st = self.lock();
-            match (announcer, st.topics.get(&topic)) {
-                (Some(a), Some(j)) if j.neighbors.contains(&a) || j.given.contains(&a) => a,
-                _ => from,
-            }
+            let joined = st.topics.get(&topic);
+            xaeroflux_sync::schedule::pull_from(announcer, from, |a| {
+                joined.is_some_and(|j| j.neighbors.contains(a) || j.given.contains(a))
+            })
         };
         if target != self.endpoint.id() {
             self.request_sync(target);
         }
+        if target == from && Some(from) != announcer {
+            // The neighbour passed the news on before it had pulled the
+            // events itself, and will not announce them again: check, and
+            // sync with it once more if they have not come.
+            let node = self.clone();
+            let (log, size) = (ann.log, cp.size);
+            tokio::spawn(async move {
+                let retry = xaeroflux_sync::schedule::DEFERRED_RETRY_MS;
+                tokio::time::sleep(std::time::Duration::from_millis(retry)).await;
+                if node.store.log_size(&log).unwrap_or(0) < size {
+                    node.request_sync(from);
+                }
+            });
+        }
     }
 
-    /// Gossips an announcement on its topic.
-    pub async fn announce(&self, ann: Announcement) {
-        let sender = self
-            .lock()
-            .topics
-            .get(&ann.log.topic)
-            .and_then(|j| j.sender.clone());
+    /// Gossips an announcement on its topic. Another author's log is
+    /// announced only after `RELAY_DELAY_MS`, when this node has still not
+    /// heard that size announced, and as a relay: with no announcer, so
+    /// that every node's relay of the same head is the same gossip message
+    /// and crosses the swarm once.
+    pub async fn announce(&self, mut ann: Announcement) {
+        let own = ann.log.author == self.store.author();
+        if !own {
+            let delay = xaeroflux_sync::schedule::RELAY_DELAY_MS;
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+            ann.announcer = RELAYED;
+        }
+        let size = xaeroflux_merkle::peek_checkpoint(&ann.note).map_or(0, |c| c.size);
+        let sender = {
+            let st = self.lock();
+            let heard = st.heard.get(&ann.log).copied();
+            if !xaeroflux_sync::schedule::worth_announcing(own, size, heard) {
+                return;
+            }
+            st.topics.get(&ann.log.topic).and_then(|j| j.sender.clone())
+        };
         if let Some(s) = sender {
             let _ = s.broadcast(ann.encode().into()).await;
         }
@@ -190,7 +230,13 @@ impl Node {
                 _ = self.stopping.notified() => return,
             };
             let Some(ann) = ann else { return };
-            self.announce(ann).await;
+            if ann.log.author == self.store.author() {
+                self.announce(ann).await;
+            } else {
+                // Relays wait a moment (see `announce`): not in this loop.
+                let node = self.clone();
+                tokio::spawn(async move { node.announce(ann).await });
+            }
         }
     }
 }

@@ -57,13 +57,10 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// Peers remembered as blob providers.
 const PROVIDERS: usize = 16;
 
+/// What the node tracks of a peer besides its dialing (`State::sched`).
 #[derive(Default)]
 struct PeerSync {
-    running: bool,
-    again: bool,
     up: bool,
-    /// When the last session dialed to this peer started.
-    last_dial: Option<Instant>,
 }
 
 struct Joined {
@@ -77,6 +74,11 @@ struct Joined {
 struct State {
     topics: HashMap<TopicId, Joined>,
     peers: HashMap<EndpointId, PeerSync>,
+    /// The largest size heard announced per log (others' announcements
+    /// of it are not repeated).
+    heard: HashMap<xaeroflux_store::LogId, u64>,
+    /// Whom to dial and when (the rules the simulator runs too).
+    sched: xaeroflux_sync::schedule::Scheduler<EndpointId>,
     /// Blobs referenced by held events and not held: when to ask next,
     /// and how many asks failed.
     missing: HashMap<BlobHash, (BlobRef, Instant, u32)>,
@@ -101,6 +103,8 @@ pub(crate) struct Node {
     accepted: Mutex<Vec<accept::Accepted>>,
     /// What every session that ended has moved, summed.
     pub traffic: Mutex<crate::Traffic>,
+    /// The origin of the scheduler's milliseconds.
+    epoch: Instant,
     pub stopping: Notify,
 }
 
@@ -173,6 +177,7 @@ impl Node {
             next_id: AtomicU64::new(1),
             accepted: Mutex::new(Vec::new()),
             traffic: Mutex::new(crate::Traffic::default()),
+            epoch: Instant::now(),
             stopping: Notify::new(),
         });
         let mut router = Router::builder(endpoint).accept(XSP_ALPN, XspHandler(node.clone()));
@@ -184,6 +189,11 @@ impl Node {
         }
         *node.router.lock().unwrap_or_else(|e| e.into_inner()) = Some(router.spawn());
         Ok(node)
+    }
+
+    /// Milliseconds since the node started: the scheduler's clock.
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

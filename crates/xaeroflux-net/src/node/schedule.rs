@@ -1,13 +1,13 @@
 //! Whom to sync with and when: on request (a join, a neighbour coming up,
-//! an announcement, a peer that asked), and every `sync_interval`; at most
-//! one session per peer at a time, with one more after it if asked for
-//! meanwhile, and sessions with one peer started at least `REDIAL_GAP`
-//! apart (so a flood of announcements costs a few dials a second, not one
-//! each).
+//! an announcement, a peer that asked), and every `sync_interval`. The
+//! rules (one dialed session per peer at a time, one more after it if
+//! asked meanwhile, dials to one peer a redial gap apart) are
+//! `xaeroflux_sync::schedule`, which the simulator runs too; this file
+//! only sleeps and dials.
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use iroh::EndpointId;
 use xaeroflux_sync::Outcome;
@@ -16,53 +16,41 @@ use super::Node;
 use crate::error::NetError;
 use crate::events::SyncEvent;
 
-/// Least time between the starts of two sessions dialed to one peer.
-pub(super) const REDIAL_GAP: Duration = Duration::from_millis(200);
-
 impl Node {
     /// Syncs with `peer` soon: at once when no session with it runs and
-    /// none started in the last `REDIAL_GAP`, else once more after the
+    /// none started within the redial gap, else once more after the
     /// running one (or once the gap has passed).
     pub fn request_sync(self: &Arc<Self>, peer: EndpointId) {
-        {
-            let mut st = self.lock();
-            let p = st.peers.entry(peer).or_default();
-            if p.running {
-                p.again = true;
-                return;
-            }
-            p.running = true;
-        }
+        let Some(mut at) = self.lock().sched.request(peer, self.now_ms()) else {
+            return;
+        };
         let node = self.clone();
         tokio::spawn(async move {
             loop {
-                let since = node.lock().peers.get(&peer).and_then(|p| p.last_dial);
-                if let Some(wait) = since.map(|t| REDIAL_GAP.saturating_sub(t.elapsed())) {
-                    tokio::time::sleep(wait).await;
+                let wait = at.saturating_sub(node.now_ms());
+                if wait > 0 {
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
                 }
-                if let Some(p) = node.lock().peers.get_mut(&peer) {
-                    p.last_dial = Some(Instant::now());
-                }
+                let now = node.now_ms();
+                node.lock().sched.dialing(peer, now);
                 let r = node.dial(peer).await;
-                if !node.dialed(peer, &r) {
-                    break;
+                match node.dialed(peer, &r) {
+                    Some(next) => at = next,
+                    None => break,
                 }
             }
         });
     }
 
     /// Notes how a dial to `peer` went, records peer-up/down and dial
-    /// errors, and says whether to run another session at once.
-    fn dialed(&self, peer: EndpointId, r: &Result<Outcome, NetError>) -> bool {
+    /// errors, and says when to run another session, if one was asked for
+    /// meanwhile.
+    fn dialed(&self, peer: EndpointId, r: &Result<Outcome, NetError>) -> Option<u64> {
         let (events, again) = {
             let mut st = self.lock();
+            let again = st.sched.ended(peer, r.is_ok(), self.now_ms());
             let p = st.peers.entry(peer).or_default();
             let was_up = std::mem::replace(&mut p.up, r.is_ok());
-            // Once more only after a session that worked: a peer that
-            // cannot be reached waits for the next trigger.
-            let again = r.is_ok() && p.again;
-            p.again = false;
-            p.running = again;
             let mut events = Vec::new();
             // Without gossip, reachability is what says a peer is up or
             // down; with it, gossip's neighbour events do.

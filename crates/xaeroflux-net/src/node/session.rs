@@ -19,10 +19,6 @@ use crate::error::{NetError, iroh_err};
 use crate::events::{Direction, SyncEvent};
 use crate::worker::{Job, JobSender, Open, SESSION_CREDIT, SESSION_OUT_LIMIT};
 
-/// How long after a session that left logs to another session's pull
-/// this node syncs with its peer again.
-const DEFERRED_RETRY: Duration = Duration::from_secs(1);
-
 /// Bytes read from a stream at a time.
 const READ_CHUNK: usize = 256 * 1024;
 
@@ -114,7 +110,8 @@ impl Node {
             // stopped short.
             let node = self.clone();
             tokio::spawn(async move {
-                tokio::time::sleep(DEFERRED_RETRY).await;
+                let retry = xaeroflux_sync::schedule::DEFERRED_RETRY_MS;
+                tokio::time::sleep(Duration::from_millis(retry)).await;
                 node.request_sync(peer);
             });
         }
