@@ -8,7 +8,8 @@
 //!   [`ServeLimits::handshakes_per_addr`] from one address. When a new
 //!   connection finds no room, the oldest handshake of its own address is
 //!   closed, or, when its address is within its share, the oldest
-//!   handshake of the address that holds the most. A silent peer never
+//!   handshake of the address that holds the most; a handshake whose
+//!   peer has sent bytes not yet read goes last. A silent peer never
 //!   keeps a slot from a peer that speaks: a legitimate peer's `HELLO`
 //!   arrives within a round trip, long before it would be pushed out.
 //! - a session is admitted when its `HELLO` arrives, if fewer than
@@ -128,6 +129,31 @@ struct Waiting {
 }
 
 impl Waiting {
+    /// Whether the peer has sent bytes its session has not read yet: its
+    /// `HELLO` is on its way in, so it is not silent and is not pushed
+    /// out (under a flood of connections from its own address, the
+    /// session's thread may take a moment to read it).
+    fn spoke(&self) -> bool {
+        #[cfg(unix)]
+        if let Some(s) = &self.stream {
+            use std::os::fd::AsRawFd;
+            let mut b = [0u8; 1];
+            // SAFETY: recv writes at most one byte into `b`, which is valid
+            // for it; MSG_PEEK leaves the byte for the session to read and
+            // MSG_DONTWAIT never blocks.
+            let n = unsafe {
+                libc::recv(
+                    s.as_raw_fd(),
+                    b.as_mut_ptr().cast(),
+                    1,
+                    libc::MSG_PEEK | libc::MSG_DONTWAIT,
+                )
+            };
+            return n > 0;
+        }
+        false
+    }
+
     /// Closes it: its session sees the end of the stream at once.
     fn evict(self) {
         self.evicted.store(true, Ordering::Release);
@@ -191,8 +217,15 @@ impl Gate {
         } else {
             None
         };
-        if let Some(ip) = victim
-            && let Some(i) = st.waiting.iter().position(|o| o.ip == ip)
+        // The address's oldest handshake that has not spoken; the oldest
+        // at all when every one has.
+        let of = |o: &Waiting| Some(o.ip) == victim;
+        let pick = st
+            .waiting
+            .iter()
+            .position(|o| of(o) && !o.spoke())
+            .or_else(|| st.waiting.iter().position(of));
+        if let Some(i) = pick
             && let Some(old) = st.waiting.remove(i)
         {
             out.push(old);
