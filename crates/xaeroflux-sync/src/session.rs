@@ -249,10 +249,8 @@ pub struct Session<'s, S: SyncStore + ?Sized> {
     peer_digests: HashMap<TopicId, Hash>,
     /// The peer's capability bits, from its HELLO.
     peer_caps: u32,
-    /// Topics this side summed up in a `SUMMARY` (its `PEAKS` comes once
-    /// it knows what differs).
-    summarized: HashSet<TopicId>,
-    /// Topics this side has sent its `PEAKS` for.
+    /// Topics this side has sent its `PEAKS` for (a topic it summed up in
+    /// a `SUMMARY` gets its `PEAKS` once this side knows what differs).
     peaks_sent: HashSet<TopicId>,
     /// Topics the peer summed up: its `PEAKS` for them holds only the
     /// buckets that differ.
@@ -301,7 +299,6 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             my_peaks: HashMap::new(),
             peer_digests: HashMap::new(),
             peer_caps: 0,
-            summarized: HashSet::new(),
             peaks_sent: HashSet::new(),
             peer_summarized: HashSet::new(),
             announced: HashMap::new(),
@@ -611,7 +608,6 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
                 // Many logs: tell which buckets hold what, then list only
                 // the logs of buckets that differ.
                 let buckets = bucket_digests(&logs, bucket_count(logs.len()));
-                self.summarized.insert(topic);
                 self.send(&Message::Summary { topic, buckets })?;
             } else {
                 self.send_peaks(topic, logs)?;

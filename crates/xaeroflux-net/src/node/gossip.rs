@@ -184,14 +184,9 @@ impl Node {
             // The neighbour passed the news on before it had pulled the
             // events itself, and will not announce them again: check, and
             // sync with it once more if they have not come.
-            let node = self.clone();
             let (log, size) = (ann.log, cp.size);
-            tokio::spawn(async move {
-                let retry = xaeroflux_sync::schedule::DEFERRED_RETRY_MS;
-                tokio::time::sleep(std::time::Duration::from_millis(retry)).await;
-                if node.store.log_size(&log).unwrap_or(0) < size {
-                    node.request_sync(from);
-                }
+            self.retry_sync(from, move |node| {
+                node.store.log_size(&log).unwrap_or(0) < size
             });
         }
     }

@@ -42,6 +42,24 @@ impl Node {
         });
     }
 
+    /// Syncs with `peer` again after `DEFERRED_RETRY_MS`, if `needed` still
+    /// says so then: a pull another session was making, or news a
+    /// neighbour passed on before it had the events, may not have come.
+    pub fn retry_sync(
+        self: &Arc<Self>,
+        peer: EndpointId,
+        needed: impl FnOnce(&Node) -> bool + Send + 'static,
+    ) {
+        let node = self.clone();
+        tokio::spawn(async move {
+            let retry = xaeroflux_sync::schedule::DEFERRED_RETRY_MS;
+            tokio::time::sleep(Duration::from_millis(retry)).await;
+            if needed(&node) {
+                node.request_sync(peer);
+            }
+        });
+    }
+
     /// Notes how a dial to `peer` went, records peer-up/down and dial
     /// errors, and says when to run another session, if one was asked for
     /// meanwhile.

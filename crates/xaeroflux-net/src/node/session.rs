@@ -108,12 +108,7 @@ impl Node {
             // The peer had more of logs another session was pulling: come
             // back once that pull has most likely finished, in case it
             // stopped short.
-            let node = self.clone();
-            tokio::spawn(async move {
-                let retry = xaeroflux_sync::schedule::DEFERRED_RETRY_MS;
-                tokio::time::sleep(Duration::from_millis(retry)).await;
-                node.request_sync(peer);
-            });
+            self.retry_sync(peer, |_| true);
         }
         Ok(result?)
     }
