@@ -3,7 +3,7 @@
 //! Store work runs on tokio's blocking pool, so a long read or a durable
 //! append never holds up the session's other requests.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rmcp::ServerHandler;
@@ -44,12 +44,35 @@ fn invalid(e: ToolError) -> ErrorData {
     ErrorData::invalid_params(e.0, None)
 }
 
+/// Acknowledged `subscriptions/listen` filters whose `listen` has not
+/// started yet, at most this many (the oldest go first).
+const PENDING_LISTENS: usize = 16;
+
+/// What a topic held when a listen was acknowledged: rmcp sends the
+/// acknowledgement before `listen` runs and starts its watchers, so a
+/// commit in between is caught by comparing with this.
+struct Acknowledged {
+    /// The accepted URIs, sorted.
+    uris: Vec<String>,
+    /// Events in each accepted topic then, by URI.
+    events: HashMap<String, u64>,
+}
+
+/// Events in the topic a resource URI names, if it can be read.
+fn topic_events(state: &State, uri: &str) -> Option<u64> {
+    let topic = parse_topic_uri(uri).ok()?;
+    let logs = state.core.topic_logs(&topic.id()).ok()?;
+    Some(logs.iter().map(|l| l.size).sum())
+}
+
 /// One client's session.
 #[derive(Clone)]
 pub(crate) struct Session {
     state: Arc<State>,
     /// Legacy `resources/subscribe` subscriptions, by URI.
     watches: Arc<Mutex<HashMap<String, Watcher>>>,
+    /// Listens acknowledged and not yet started.
+    acknowledged: Arc<Mutex<VecDeque<Acknowledged>>>,
 }
 
 impl Session {
@@ -57,7 +80,12 @@ impl Session {
         Self {
             state,
             watches: Arc::default(),
+            acknowledged: Arc::default(),
         }
+    }
+
+    fn acknowledged(&self) -> MutexGuard<'_, VecDeque<Acknowledged>> {
+        self.acknowledged.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn watches(&self) -> MutexGuard<'_, HashMap<String, Watcher>> {
@@ -269,6 +297,25 @@ impl ServerHandler for Session {
             .filter(|u| parse_topic_uri(u).is_ok())
             .cloned()
             .collect();
+        // What each topic holds as this is acknowledged (an index read, no
+        // waiting on the writer), for `listen` to compare with.
+        let mut sorted = uris.clone();
+        sorted.sort();
+        sorted.dedup();
+        let events = sorted
+            .iter()
+            .filter_map(|u| Some((u.clone(), topic_events(&self.state, u)?)))
+            .collect();
+        {
+            let mut pending = self.acknowledged();
+            if pending.len() == PENDING_LISTENS {
+                pending.pop_front();
+            }
+            pending.push_back(Acknowledged {
+                uris: sorted,
+                events,
+            });
+        }
         Some(
             SubscriptionFilter::builder()
                 .resource_subscriptions(uris)
@@ -286,8 +333,38 @@ impl ServerHandler for Session {
             context.cancelled().await;
             return Ok(());
         }
-        let (tx, mut rx) = mpsc::channel::<String>(uris.len());
-        let watchers = self.watch(uris, tx).await?;
+        let mut sorted = uris.clone();
+        sorted.sort();
+        sorted.dedup();
+        let then = {
+            let mut pending = self.acknowledged();
+            pending
+                .iter()
+                .position(|a| a.uris == sorted)
+                .and_then(|i| pending.remove(i))
+        };
+        // Room for a notice per URI from the watchers and one more from the
+        // catch-up below.
+        let (tx, mut rx) = mpsc::channel::<String>(uris.len() * 2);
+        let watchers = self.watch(uris, tx.clone()).await?;
+        // A commit between the acknowledgement and the watchers' start is
+        // told now; so is every topic whose count was not taken then.
+        let state = self.state.clone();
+        let changed: Vec<String> = blocking(move || {
+            sorted
+                .into_iter()
+                .filter(|u| {
+                    let before = then.as_ref().and_then(|a| a.events.get(u));
+                    before.is_none() || before.copied() != topic_events(&state, u)
+                })
+                .collect()
+        })
+        .await?;
+        for uri in changed {
+            // A full queue already holds a notice for a URI.
+            let _ = tx.try_send(uri);
+        }
+        drop(tx);
         let sink = context.sink().clone();
         loop {
             tokio::select! {
