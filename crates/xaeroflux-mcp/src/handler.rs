@@ -19,7 +19,9 @@ use rmcp::service::{RequestContext, RoleServer, SubscriptionContext};
 use tokio::sync::mpsc;
 
 use crate::ToolError;
-use crate::resources::{TOPIC_TEMPLATE, Watcher, parse_topic_uri, read_topic_resource};
+use crate::resources::{
+    Notice, Receipt, TOPIC_TEMPLATE, Watcher, parse_topic_uri, read_topic_resource,
+};
 use crate::tools::{self, State};
 
 const INSTRUCTIONS: &str = "\
@@ -98,19 +100,15 @@ impl Session {
         let _ = blocking(move || drop(all)).await;
     }
 
-    /// Starts watchers for `uris`, each queueing its URI on `tx`.
-    async fn watch(
-        &self,
-        uris: Vec<String>,
-        tx: mpsc::Sender<String>,
-    ) -> Result<Vec<(String, Watcher)>, ErrorData> {
+    /// Starts a watcher for each of `notices`' URIs, queueing its notice.
+    async fn watch(&self, notices: Vec<Notice>) -> Result<Vec<Watcher>, ErrorData> {
         let state = self.state.clone();
         blocking(move || {
-            uris.into_iter()
-                .map(|uri| {
-                    let topic = parse_topic_uri(&uri)?;
-                    let w = Watcher::start(&state.core, &topic, uri.clone(), tx.clone())?;
-                    Ok((uri, w))
+            notices
+                .into_iter()
+                .map(|notice| {
+                    let topic = parse_topic_uri(notice.uri())?;
+                    Watcher::start(&state.core, &topic, notice)
                 })
                 .collect::<Result<Vec<_>, ToolError>>()
         })
@@ -240,17 +238,20 @@ impl ServerHandler for Session {
             return Ok(());
         }
         let (tx, mut rx) = mpsc::channel::<String>(1);
-        let started = self.watch(vec![uri], tx).await?;
+        let notice = Notice::new(uri.clone(), tx);
+        let receipt = notice.receipt();
+        let started = self.watch(vec![notice]).await?;
         {
             let mut watches = self.watches();
-            for (uri, w) in started {
+            for w in started {
                 // A second subscribe that raced this one keeps the first.
-                watches.entry(uri).or_insert(w);
+                watches.entry(uri.clone()).or_insert(w);
             }
         }
         let peer = context.peer.clone();
         tokio::spawn(async move {
             while let Some(uri) = rx.recv().await {
+                receipt.taken();
                 let note = ResourceUpdatedNotificationParam::new(uri);
                 if peer.notify_resource_updated(note).await.is_err() {
                     break;
@@ -333,7 +334,7 @@ impl ServerHandler for Session {
             context.cancelled().await;
             return Ok(());
         }
-        let mut sorted = uris.clone();
+        let mut sorted = uris;
         sorted.sort();
         sorted.dedup();
         let then = {
@@ -343,10 +344,14 @@ impl ServerHandler for Session {
                 .position(|a| a.uris == sorted)
                 .and_then(|i| pending.remove(i))
         };
-        // Room for a notice per URI from the watchers and one more from the
-        // catch-up below.
-        let (tx, mut rx) = mpsc::channel::<String>(uris.len() * 2);
-        let watchers = self.watch(uris, tx.clone()).await?;
+        // Room for one notice per URI.
+        let (tx, mut rx) = mpsc::channel::<String>(sorted.len().max(1));
+        let notices: HashMap<String, Notice> = sorted
+            .iter()
+            .map(|u| (u.clone(), Notice::new(u.clone(), tx.clone())))
+            .collect();
+        drop(tx);
+        let watchers = self.watch(notices.values().cloned().collect()).await?;
         // A commit between the acknowledgement and the watchers' start is
         // told now; so is every topic whose count was not taken then.
         let state = self.state.clone();
@@ -361,16 +366,22 @@ impl ServerHandler for Session {
         })
         .await?;
         for uri in changed {
-            // A full queue already holds a notice for a URI.
-            let _ = tx.try_send(uri);
+            if let Some(n) = notices.get(&uri) {
+                n.send();
+            }
         }
-        drop(tx);
+        // Only the watchers hold the queue open from here.
+        let receipts: HashMap<String, Receipt> =
+            notices.into_iter().map(|(u, n)| (u, n.receipt())).collect();
         let sink = context.sink().clone();
         loop {
             tokio::select! {
                 _ = context.cancelled() => break,
                 uri = rx.recv() => match uri {
                     Some(uri) => {
+                        if let Some(r) = receipts.get(&uri) {
+                            r.taken();
+                        }
                         if sink.notify_resource_updated(uri).await.is_err() {
                             break;
                         }

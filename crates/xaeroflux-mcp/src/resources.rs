@@ -7,8 +7,8 @@
 //! holding a store subscription on the topic that, whenever events commit
 //! there (appended here, by another process, or replicated by a node),
 //! queues one `notifications/resources/updated` for the URI. A burst of
-//! commits while a notice is still queued adds nothing: the reader, once
-//! notified, reads everything anyway.
+//! commits while a notice is still queued adds nothing (one [`Notice`] per
+//! URI waits at most): the reader, once notified, reads everything anyway.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -135,21 +135,76 @@ pub fn read_topic_resource(
     })
 }
 
-/// Queues a notice on `tx` each time events commit in a topic, from a
-/// thread of its own, until dropped.
+/// One URI's place in a queue of notices: at most one notice per URI
+/// waits in the queue, so a busy topic cannot crowd out a quiet one, and
+/// the queue needs room for one notice per URI only.
+#[derive(Clone)]
+pub struct Notice {
+    uri: String,
+    queued: Arc<AtomicBool>,
+    tx: mpsc::Sender<String>,
+}
+
+impl Notice {
+    /// A place for `uri` in the queue `tx`.
+    pub fn new(uri: String, tx: mpsc::Sender<String>) -> Self {
+        Self {
+            uri,
+            queued: Arc::new(AtomicBool::new(false)),
+            tx,
+        }
+    }
+
+    /// The URI the notice names.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// Queues the notice unless one is waiting already; `false` once the
+    /// receiver is gone.
+    pub fn send(&self) -> bool {
+        if self.queued.swap(true, Ordering::AcqRel) {
+            return true;
+        }
+        match self.tx.try_send(self.uri.clone()) {
+            Ok(()) => true,
+            // A queue smaller than its URIs: the next commit tries again.
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.queued.store(false, Ordering::Release);
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// The receiver's side of the notice, which does not hold the queue
+    /// open (the queue ends when every watcher has stopped).
+    pub fn receipt(&self) -> Receipt {
+        Receipt(self.queued.clone())
+    }
+}
+
+/// The receiver's side of a [`Notice`].
+pub struct Receipt(Arc<AtomicBool>);
+
+impl Receipt {
+    /// Says the receiver took the notice: commits from now on queue
+    /// another. Call it before telling the client, so that none is missed.
+    pub fn taken(&self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// Queues a [`Notice`] each time events commit in a topic, from a thread
+/// of its own, until dropped.
 pub struct Watcher {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Watcher {
-    /// Watches `topic`, sending `uri` on `tx` after commits.
-    pub fn start(
-        core: &Core,
-        topic: &Topic,
-        uri: String,
-        tx: mpsc::Sender<String>,
-    ) -> Result<Self, ToolError> {
+    /// Watches `topic`, sending `notice` after commits.
+    pub fn start(core: &Core, topic: &Topic, notice: Notice) -> Result<Self, ToolError> {
         let mut sub = core.subscribe(Filter::topic(topic), Since::Now)?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
@@ -164,9 +219,8 @@ impl Watcher {
                                     break;
                                 }
                             }
-                            match tx.try_send(uri.clone()) {
-                                Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
-                                Err(mpsc::error::TrySendError::Closed(_)) => break,
+                            if !notice.send() {
+                                break;
                             }
                         }
                         Ok(None) => {}
@@ -199,6 +253,34 @@ impl Drop for Watcher {
 mod tests {
     #![allow(clippy::restriction)]
     use super::*;
+
+    #[test]
+    fn a_busy_topic_cannot_crowd_out_a_quiet_one() {
+        // Room for one notice per URI, as a listen makes it.
+        let (tx, mut rx) = mpsc::channel::<String>(2);
+        let busy = Notice::new("xf://topic/busy".into(), tx.clone());
+        let quiet = Notice::new("xf://topic/quiet".into(), tx);
+        let (busy_r, quiet_r) = (busy.receipt(), quiet.receipt());
+        for _ in 0..10 {
+            assert!(busy.send());
+        }
+        assert!(quiet.send());
+        assert_eq!(rx.try_recv().unwrap(), "xf://topic/busy");
+        assert_eq!(rx.try_recv().unwrap(), "xf://topic/quiet");
+        assert!(rx.try_recv().is_err(), "one notice per URI waits at most");
+        // Not yet taken: a commit now adds nothing, the reader will read it.
+        assert!(busy.send());
+        assert!(rx.try_recv().is_err());
+        // Taken: the next commit is told again.
+        busy_r.taken();
+        quiet_r.taken();
+        assert!(busy.send());
+        assert_eq!(rx.try_recv().unwrap(), "xf://topic/busy");
+        // The receiver gone, the watcher hears so.
+        drop(rx);
+        busy_r.taken();
+        assert!(!busy.send());
+    }
 
     #[test]
     fn topic_uris_round_trip() {
