@@ -3,7 +3,7 @@
 //! Store work runs on tokio's blocking pool, so a long read or a durable
 //! append never holds up the session's other requests.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rmcp::ServerHandler;
@@ -54,8 +54,8 @@ const PENDING_LISTENS: usize = 16;
 /// acknowledgement before `listen` runs and starts its watchers, so a
 /// commit in between is caught by comparing with this.
 struct Acknowledged {
-    /// The accepted URIs, sorted.
-    uris: Vec<String>,
+    /// The accepted URIs.
+    uris: BTreeSet<String>,
     /// Events in each accepted topic then, by URI.
     events: HashMap<String, u64>,
 }
@@ -300,10 +300,8 @@ impl ServerHandler for Session {
             .collect();
         // What each topic holds as this is acknowledged (an index read, no
         // waiting on the writer), for `listen` to compare with.
-        let mut sorted = uris.clone();
-        sorted.sort();
-        sorted.dedup();
-        let events = sorted
+        let set: BTreeSet<String> = uris.iter().cloned().collect();
+        let events = set
             .iter()
             .filter_map(|u| Some((u.clone(), topic_events(&self.state, u)?)))
             .collect();
@@ -312,10 +310,7 @@ impl ServerHandler for Session {
             if pending.len() == PENDING_LISTENS {
                 pending.pop_front();
             }
-            pending.push_back(Acknowledged {
-                uris: sorted,
-                events,
-            });
+            pending.push_back(Acknowledged { uris: set, events });
         }
         Some(
             SubscriptionFilter::builder()
@@ -334,19 +329,17 @@ impl ServerHandler for Session {
             context.cancelled().await;
             return Ok(());
         }
-        let mut sorted = uris;
-        sorted.sort();
-        sorted.dedup();
+        let set: BTreeSet<String> = uris.into_iter().collect();
         let then = {
             let mut pending = self.acknowledged();
             pending
                 .iter()
-                .position(|a| a.uris == sorted)
+                .position(|a| a.uris == set)
                 .and_then(|i| pending.remove(i))
         };
         // Room for one notice per URI.
-        let (tx, mut rx) = mpsc::channel::<String>(sorted.len().max(1));
-        let notices: HashMap<String, Notice> = sorted
+        let (tx, mut rx) = mpsc::channel::<String>(set.len().max(1));
+        let notices: HashMap<String, Notice> = set
             .iter()
             .map(|u| (u.clone(), Notice::new(u.clone(), tx.clone())))
             .collect();
@@ -356,8 +349,7 @@ impl ServerHandler for Session {
         // told now; so is every topic whose count was not taken then.
         let state = self.state.clone();
         let changed: Vec<String> = blocking(move || {
-            sorted
-                .into_iter()
+            set.into_iter()
                 .filter(|u| {
                     let before = then.as_ref().and_then(|a| a.events.get(u));
                     before.is_none() || before.copied() != topic_events(&state, u)
