@@ -36,14 +36,22 @@ fn a_node_whose_disk_fails_keeps_serving_reads() {
         let chat = Topic::new("chat").unwrap();
         let log = a.append(&chat, 500, "acknowledged");
         a.net.join(&chat, &[]).unwrap();
+        // An append is answered before its index commit; a read waits for
+        // it, so the fault below cannot land in the first append's commit.
+        assert_eq!(a.store.log_size(&log).unwrap(), 500);
         fp.arm(point, Fault::now(errno));
-        let err = a
-            .store
-            .append_batch(vec![xaeroflux_store::NewEvent::application(
-                &chat,
-                b"lost".to_vec(),
-            )])
-            .unwrap_err();
+        // An append is answered before its index commit: when that commit
+        // fails, the store stops and the next append says why.
+        let err = (0..2)
+            .find_map(|_| {
+                a.store
+                    .append_batch(vec![xaeroflux_store::NewEvent::application(
+                        &chat,
+                        b"lost".to_vec(),
+                    )])
+                    .err()
+            })
+            .unwrap_or_else(|| panic!("{point:?}: two appends passed a failing disk"));
         assert_eq!(
             err.os_error().and_then(|e| e.raw_os_error()),
             Some(errno),
@@ -52,9 +60,10 @@ fn a_node_whose_disk_fails_keeps_serving_reads() {
         // A peer that joins now gets every acknowledged event, verified.
         let b = start(db.path(), &["iroh"], SLOW);
         b.net.join(&chat, &[a.net.peer()]).unwrap();
-        wait_until("B holds A's acknowledged events", || {
-            same_log(&a.store, &b.store, &log, 500)
-        });
+        wait_until(
+            &format!("{point:?}: B holds A's acknowledged events"),
+            || same_log(&a.store, &b.store, &log, 500),
+        );
         b.store.verify().unwrap();
         b.stop();
         a.net.shutdown();

@@ -1,8 +1,10 @@
 //! State shared by the store's readers and its writer thread.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use ed25519_dalek::SigningKey;
 use xaeroflux_merkle::Hash;
@@ -96,6 +98,8 @@ pub(crate) struct Shared {
     pub pull_claims: xaeroflux_sync::PullClaims,
     /// Failpoints on the write path (armed only in tests).
     pub fails: crate::failpoints::Checks,
+    /// Where reads wait for the index to hold what was acknowledged.
+    pub index_gate: IndexGate,
 }
 
 impl Shared {
@@ -158,5 +162,97 @@ impl Shared {
         for (t, size, root) in heads {
             m.insert(t, (size, root));
         }
+    }
+}
+
+thread_local! {
+    /// Set on the flusher thread, which must never wait on itself.
+    static GATE_EXEMPT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The flusher answers an append once its pages are written (and, in the
+/// durable mode, synced), and commits the index after: the index lags the
+/// segments, which recovery replays, so the commit need not hold up the
+/// caller. A read must still see every event acknowledged before it
+/// started: it waits here, at most one index commit, when the index is
+/// behind what has been answered.
+#[derive(Default)]
+pub(crate) struct IndexGate {
+    /// The last job answered before its index commit.
+    answered: AtomicU64,
+    /// The last job whose index commit is done (or will never come).
+    indexed: AtomicU64,
+    lock: Mutex<()>,
+    caught_up: Condvar,
+}
+
+impl IndexGate {
+    /// Marks the flusher's thread: it never waits on the gate.
+    pub fn exempt_this_thread() {
+        GATE_EXEMPT.with(|e| e.set(true));
+    }
+
+    /// Called before job `seq`'s answers are sent, ahead of its index commit.
+    pub fn answering(&self, seq: u64) {
+        self.answered.fetch_max(seq, Ordering::AcqRel);
+    }
+
+    /// Called once job `seq`'s index commit is done or has failed (a failed
+    /// commit stops the store; reads go on with the index as it is).
+    pub fn indexed(&self, seq: u64) {
+        self.indexed.fetch_max(seq, Ordering::AcqRel);
+        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.caught_up.notify_all();
+    }
+
+    /// Opens the gate for good (the flusher has ended).
+    pub fn open(&self) {
+        self.indexed(u64::MAX);
+    }
+
+    /// Waits until the index holds every job answered so far.
+    pub fn wait(&self) {
+        let want = self.answered.load(Ordering::Acquire);
+        if self.indexed.load(Ordering::Acquire) >= want || GATE_EXEMPT.with(Cell::get) {
+            return;
+        }
+        let mut g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        while self.indexed.load(Ordering::Acquire) < want {
+            g = self.caught_up.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+#[cfg(test)]
+mod gate_tests {
+    use super::IndexGate;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_read_waits_for_the_index_to_hold_what_was_answered() {
+        let gate = Arc::new(IndexGate::default());
+        gate.wait(); // nothing answered: no wait
+        gate.answering(1);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let g = gate.clone();
+        let reader = std::thread::spawn(move || {
+            g.wait();
+            tx.send(()).unwrap();
+        });
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(50))
+                .is_err(),
+            "a read must not pass before job 1 is indexed"
+        );
+        gate.indexed(1);
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the read passes once job 1 is indexed");
+        reader.join().unwrap();
+        // A later answer closes it again; opening ends every wait.
+        gate.answering(2);
+        let g = gate.clone();
+        let reader = std::thread::spawn(move || g.wait());
+        gate.open();
+        reader.join().unwrap();
     }
 }

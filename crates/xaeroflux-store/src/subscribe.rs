@@ -338,6 +338,7 @@ impl Subscription {
     /// Looks at the sizes of the logs the filter covers. At subscribe time
     /// (`first`), `Since::Now` starts each existing log at its current size.
     fn look(&mut self, first: bool) -> Result<()> {
+        self.shared.index_gate.wait();
         let index = &self.shared.index;
         let txn = index.read_txn()?;
         let logs: Vec<(LogId, LogRecord)> = match (self.filter.log, self.filter.topic) {
@@ -376,6 +377,7 @@ impl Subscription {
         }
         let end = target.min(from + READ_BATCH as u64);
         let shared = self.shared.clone();
+        shared.index_gate.wait();
         let txn = shared.index.read_txn()?;
         let rec = shared
             .index

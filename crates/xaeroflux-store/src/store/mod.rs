@@ -144,6 +144,7 @@ impl Store {
     }
 
     fn txn(&self) -> Result<RoTxn<'_, heed::WithoutTls>> {
+        self.shared.index_gate.wait();
         self.shared.index.read_txn()
     }
 

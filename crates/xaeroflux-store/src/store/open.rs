@@ -238,6 +238,7 @@ impl Store {
             stopped: Default::default(),
             sealers: Default::default(),
             pull_claims: Default::default(),
+            index_gate: Default::default(),
             #[cfg(feature = "failpoints")]
             fails: crate::failpoints::Checks::new(options.failpoints.clone()),
             #[cfg(not(feature = "failpoints"))]

@@ -21,9 +21,12 @@ impl Store {
     /// The head (size and root) of the store's own log in `topic` as of the
     /// last commit; the empty log's head when there is none. A writable
     /// store keeps these in memory, so this never fails and never reads
-    /// the index; a read-only one reads the index, where the writer process
-    /// commits, and falls back to what it saw last.
+    /// the index (it waits, at most one index commit, for the index to
+    /// hold every append already answered); a read-only one reads the
+    /// index, where the writer process commits, and falls back to what it
+    /// saw last.
     pub fn own_head(&self, topic: &TopicId) -> LogHead {
+        self.shared.index_gate.wait();
         if self.read_only {
             let _ = self.refresh_own_head(topic);
         }

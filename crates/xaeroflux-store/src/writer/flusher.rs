@@ -143,6 +143,15 @@ impl Flusher {
     /// Writes a job's pages (records first, then the headers that count
     /// them), syncs them in the durable mode, then commits the index.
     pub fn execute(&mut self, job: &Job, durable: bool) -> Result<()> {
+        self.write_out(job, durable)?;
+        self.index_job(job)
+    }
+
+    /// Writes a job's pages (records first, then the headers that count
+    /// them) and its catalog records, and syncs them in the durable mode:
+    /// once this returns, the job's events are as durable as the mode
+    /// promises, whether or not the index holds them yet.
+    fn write_out(&mut self, job: &Job, durable: bool) -> Result<()> {
         let shared = self.shared.clone();
         let segs = &shared.segments;
         for w in &job.writes {
@@ -166,6 +175,12 @@ impl Flusher {
         if durable {
             self.sync_segments()?;
         }
+        Ok(())
+    }
+
+    /// Commits the job to the index (and compacts the catalog, and syncs
+    /// the index once a second).
+    fn index_job(&mut self, job: &Job) -> Result<()> {
         self.commit_index(job)?;
         if let Some(c) = self.catalog.as_mut().filter(|c| c.wants_compaction()) {
             let shared = &self.shared;
@@ -209,9 +224,35 @@ impl Flusher {
         index.keep_slack()
     }
 
-    /// Answers everyone the job carries: with its results, or with the
-    /// error that stopped the store.
-    fn answer(&mut self, job: Job, stopped: &Stopped) {
+    /// Answers the callers waiting on a channel for the job's appends and
+    /// imports: with their results once the job is written out (before its
+    /// index commit, see [`crate::shared::IndexGate`]), or with the error
+    /// that stopped the store. Answers that run a function wait for the
+    /// commit (see [`Self::answer_rest`]).
+    fn answer_waiting(&mut self, job: &mut Job, written: bool, stopped: &Stopped) {
+        let (waiting, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut job.answers)
+            .into_iter()
+            .partition(|(reply, _)| matches!(reply, Reply::Chan(_)));
+        job.answers = rest;
+        if waiting.is_empty() {
+            return;
+        }
+        if written {
+            // Before the first answer: a read its caller starts next waits
+            // for this job's index commit.
+            self.shared.index_gate.answering(job.seq);
+            waiting.into_iter().for_each(|(r, c)| r.send(Ok(c)));
+        } else {
+            let why = stopped.reason().unwrap_or_else(|| {
+                stopped.stop(internal("a job was not written, for no reason given"))
+            });
+            waiting.into_iter().for_each(|(r, _)| r.stopped(&why));
+        }
+    }
+
+    /// Answers everyone else the job carries, after its index commit: with
+    /// its results, or with the error that stopped the store.
+    fn answer_rest(&mut self, job: Job, stopped: &Stopped) {
         if let Some(why) = stopped.reason() {
             for (reply, _) in job.answers {
                 reply.stopped(&why);
@@ -235,29 +276,39 @@ impl Flusher {
         }
     }
 
-    /// Executes one job, then tells subscribers and answers.
+    /// Executes one job: writes it out, answers the callers waiting for
+    /// it, commits it to the index, then tells subscribers and answers the
+    /// rest.
     fn finish(&mut self, mut job: Job, durable: bool, stopped: &Stopped, committed: &AtomicU64) {
-        let ok = match stopped.reason() {
-            Some(_) => false,
-            // The writer's state is now ahead of the disk: stop taking writes.
-            None => self
-                .execute(&job, durable)
+        // The writer's state is now ahead of the disk: on an error, stop
+        // taking writes.
+        let written = stopped.reason().is_none()
+            && self
+                .write_out(&job, durable)
                 .map_err(|e| stopped.stop(e))
-                .is_ok(),
-        };
+                .is_ok();
+        self.answer_waiting(&mut job, written, stopped);
+        let ok = written && self.index_job(&job).map_err(|e| stopped.stop(e)).is_ok();
         if ok {
+            // Heads move with the index, so that a head is always one the
+            // store can serve (`Store::own_head` waits at the gate).
             self.shared
                 .set_own_heads(std::mem::take(&mut job.own_heads));
-            if !job.commits.is_empty()
-                && let Some(n) = self.notify.as_ref().filter(|n| n.subscribers() > 0)
-            {
-                // Never blocks: a full queue drops and tells subscribers,
-                // who catch up from the store.
-                n.on_next_batch(std::mem::take(&mut job.commits));
-            }
+        }
+        // Done or failed, the commit is over: reads waiting for it go on
+        // (after a failure, with the index as it is; the store has stopped
+        // and recovery rebuilds the index from the segments at next open).
+        self.shared.index_gate.indexed(job.seq);
+        if ok
+            && !job.commits.is_empty()
+            && let Some(n) = self.notify.as_ref().filter(|n| n.subscribers() > 0)
+        {
+            // Never blocks: a full queue drops and tells subscribers,
+            // who catch up from the store.
+            n.on_next_batch(std::mem::take(&mut job.commits));
         }
         let seq = job.seq;
-        self.answer(job, stopped);
+        self.answer_rest(job, stopped);
         if ok {
             committed.store(seq, Ordering::Release);
         }
@@ -265,6 +316,15 @@ impl Flusher {
 
     /// Runs until the writer's end of the hand-over is dropped.
     pub fn run(mut self, jobs: HandoffReceiver<Job>, stopped: Stopped, committed: Arc<AtomicU64>) {
+        crate::shared::IndexGate::exempt_this_thread();
+        // However the loop ends, reads stop waiting for this thread.
+        struct OpenGate(Arc<Shared>);
+        impl Drop for OpenGate {
+            fn drop(&mut self) {
+                self.0.index_gate.open();
+            }
+        }
+        let _open = OpenGate(self.shared.clone());
         let durable = self.durability == Durability::Durable;
         let mut next: Option<Job> = None;
         loop {
