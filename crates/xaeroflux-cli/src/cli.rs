@@ -321,7 +321,7 @@ pub struct AppendArgs {
     /// Append each line of standard input as one event.
     #[arg(long)]
     pub lines: bool,
-    /// Fast mode: report each event once written and indexed, before it is
+    /// Fast mode: report each event once written, before it is
     /// synced (a process crash loses nothing; a power loss may lose the
     /// last moments).
     #[arg(long)]

@@ -1,8 +1,8 @@
 // Tests may unwrap, index and panic: a panic is a failed test.
 #![allow(clippy::restriction)]
 //! Durability under `kill -9`: a child `xf append --lines` reports each
-//! event's receipt once it is durable (or, in the fast-mode rounds, written
-//! and indexed); the test kills it with SIGKILL at
+//! event's receipt once it is durable (or, in the fast-mode rounds,
+//! written); the test kills it with SIGKILL at
 //! random moments, then checks that the reopened store holds every reported
 //! event, verifies, and takes new appends.
 

@@ -13,9 +13,10 @@ pub enum Durability {
     /// Once the event is on stable storage (one data sync per group commit).
     #[default]
     Durable,
-    /// Once the event is written and indexed; the writer syncs after 2 ms
-    /// without new work and at least once a second, so a power loss may
-    /// take the last moments' events (a process crash does not).
+    /// Once the event is written (its index commit follows, and reads wait
+    /// for it); the writer syncs after 2 ms without new work and at least
+    /// once a second, so a power loss may take the last moments' events (a
+    /// process crash does not).
     Fast,
 }
 

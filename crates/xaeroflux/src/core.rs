@@ -119,7 +119,7 @@ impl Core {
     }
 
     /// Appends one event; returns once it is durable (or, in the fast
-    /// mode, written and indexed).
+    /// mode, written). Reads started after it returns see the event.
     pub fn append(&self, event: NewEvent) -> Result<Receipt, Error> {
         let event = self.prepare(event)?;
         Ok(self.store.append(event)?)

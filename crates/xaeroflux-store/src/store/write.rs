@@ -55,7 +55,8 @@ impl Store {
     }
 
     /// Appends one event to the store's own log in its topic; returns once
-    /// it is durable (or, in the fast mode, written and indexed).
+    /// it is durable (or, in the fast mode, written). Reads started after
+    /// it returns see the event.
     pub fn append(&self, event: NewEvent) -> Result<Receipt> {
         self.submit(event)?.wait()
     }
