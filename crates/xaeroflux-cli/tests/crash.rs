@@ -10,7 +10,6 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
 use common::*;
 use xaeroflux::store::{Store, StoreOptions};
@@ -73,24 +72,10 @@ fn sigkill_never_loses_an_acknowledged_event() {
             }
         });
         let target = 1 + rng.below(600);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut reports: Vec<serde_json::Value> = Vec::new();
-        while (reports.len() as u64) < target && Instant::now() < deadline {
-            if let Ok(v) = rx.recv_timeout(Duration::from_millis(100)) {
-                reports.push(v);
-            }
-        }
-        // And a random extra delay so the kill hits any phase of a commit.
-        let spin_until = Instant::now() + Duration::from_micros(rng.below(3000));
-        while Instant::now() < spin_until {
-            std::hint::spin_loop();
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "round {round}: the child ended before the kill"
-        );
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        // Then a random extra delay so the kill hits any phase of a commit.
+        let what = format!("round {round}");
+        let mut reports: Vec<serde_json::Value> =
+            xaeroflux_testkit::kill_after_reports(&mut child, &rx, target, 3000, &mut rng, &what);
         kills += 1;
         reader.join().unwrap();
         feeder.join().unwrap();

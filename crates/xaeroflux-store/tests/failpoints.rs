@@ -56,10 +56,7 @@ fn append_until_failure(
     acked: &mut Vec<(u64, Vec<u8>)>,
     idle_syncs: Option<&Failpoints>,
 ) -> (LogId, StoreError) {
-    let log = LogId {
-        author: store.author(),
-        topic: Topic::new("faults").unwrap().id(),
-    };
+    let log = acked_log(store);
     for round in 0..400u64 {
         let events = batch(acked.len() as u64, 7);
         let payloads: Vec<Vec<u8>> = events.iter().map(|e| e.payload().to_vec()).collect();

@@ -136,23 +136,9 @@ fn sigkill_with_concurrent_appenders_never_loses_an_acknowledged_event() {
         });
         // Wait for a random number of acknowledgements, then a random moment.
         let target = 1 + rng.below(20_000);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut reports = Vec::new();
-        while (reports.len() as u64) < target && Instant::now() < deadline {
-            if let Ok(r) = rx.recv_timeout(Duration::from_millis(100)) {
-                reports.push(r);
-            }
-        }
-        let spin_until = Instant::now() + Duration::from_micros(rng.below(5000));
-        while Instant::now() < spin_until {
-            std::hint::spin_loop();
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "round {round}: the child ended before the kill"
-        );
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        let what = format!("round {round}");
+        let mut reports =
+            xaeroflux_testkit::kill_after_reports(&mut child, &rx, target, 5000, &mut rng, &what);
         kills += 1;
         reader.join().unwrap();
         reports.extend(rx.try_iter());

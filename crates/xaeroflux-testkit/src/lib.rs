@@ -259,3 +259,34 @@ pub fn tcp_pair<A: Send, B>(
         (served.join().expect("the accepting side panicked"), rb)
     })
 }
+
+/// The heart of a process-kill test: takes reports from `rx` until
+/// `target` have come (or 20 s have passed), lets a random moment of up to
+/// `max_spin_us` go by so the kill lands in any phase of a commit, checks
+/// that `child` still runs, and kills it with SIGKILL. Returns the reports
+/// taken; the caller joins its reader and adds what is left in `rx`.
+pub fn kill_after_reports<T>(
+    child: &mut std::process::Child,
+    rx: &std::sync::mpsc::Receiver<T>,
+    target: u64,
+    max_spin_us: u64,
+    rng: &mut Rng,
+    what: &str,
+) -> Vec<T> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut reports = Vec::new();
+    while (reports.len() as u64) < target && Instant::now() < deadline {
+        if let Ok(r) = rx.recv_timeout(Duration::from_millis(100)) {
+            reports.push(r);
+        }
+    }
+    let spin_until = Instant::now() + Duration::from_micros(rng.below(max_spin_us));
+    while Instant::now() < spin_until {
+        std::hint::spin_loop();
+    }
+    let running = matches!(child.try_wait(), Ok(None));
+    assert!(running, "{what}: the child ended before the kill");
+    child.kill().expect("SIGKILL the child");
+    child.wait().expect("reap the killed child");
+    reports
+}

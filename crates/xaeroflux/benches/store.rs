@@ -66,14 +66,15 @@ fn create(path: &Path) -> std::fs::File {
         .unwrap()
 }
 
-fn bench_file(path: &Path, n: u64) -> f64 {
+/// A plain file: `n` length-prefixed records, one `fdatasync` per `batch`.
+fn bench_file(path: &Path, n: u64, batch: usize) -> f64 {
     let mut f = create(path);
     let t = Instant::now();
-    let mut buf = Vec::with_capacity(BATCH * (PAYLOAD + 4));
+    let mut buf = Vec::with_capacity(batch * (PAYLOAD + 4));
     let mut i = 0u64;
     while i < n {
         buf.clear();
-        for _ in 0..BATCH.min((n - i) as usize) {
+        for _ in 0..batch.min((n - i) as usize) {
             buf.extend_from_slice(&(PAYLOAD as u32).to_le_bytes());
             buf.extend_from_slice(&payload(i));
             i += 1;
@@ -98,7 +99,7 @@ fn main() {
 
     // Baselines first, then the store; each on a fresh directory.
     let (heed_rate, heed_scan) = bench_heed(&base.path().join("heed"), n);
-    let file_rate = bench_file(&base.path().join("plain.log"), n);
+    let file_rate = bench_file(&base.path().join("plain.log"), n, BATCH);
     let store_dir = base.path().join("store");
     let core = Core::builder().open(&store_dir).unwrap();
     let (store_rate, log) = appends(&core, &Topic::new("bench").unwrap(), n);
@@ -265,21 +266,7 @@ fn concurrent(dir: &Path, n: u64) {
     });
     let four = rate(per * THREADS, t.elapsed());
     core.close().unwrap();
-    let mut f = create(&dir.join("plain.log"));
-    let t = Instant::now();
-    let mut buf = Vec::new();
-    let mut i = 0u64;
-    while i < n {
-        buf.clear();
-        for _ in 0..SMALL.min((n - i) as usize) {
-            buf.extend_from_slice(&(PAYLOAD as u32).to_le_bytes());
-            buf.extend_from_slice(&payload(i));
-            i += 1;
-        }
-        f.write_all(&buf).unwrap();
-        f.sync_data().unwrap();
-    }
-    let file = rate(n, t.elapsed());
+    let file = bench_file(&dir.join("plain.log"), n, SMALL);
     println!("\nconcurrent appenders, batches of {SMALL}, durable ({n} events each way)");
     println!("  1 caller                {single:>12.0} events/s");
     println!(
