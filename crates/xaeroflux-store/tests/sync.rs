@@ -8,7 +8,9 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use xaeroflux_merkle::Hash;
-use xaeroflux_store::{LogId, NewEvent, Store, StoreError, StoreOptions, Topic, TopicId};
+use xaeroflux_store::{
+    LogId, NewEvent, Replication, Store, StoreError, StoreOptions, Topic, TopicId,
+};
 use xaeroflux_sync::codec::{PeakEntry, TopicEntry};
 use xaeroflux_sync::{
     Done, EventRange, Outcome, SessionConfig, StoreFault, StoreOp, SyncError, SyncStore, driver,
@@ -313,6 +315,107 @@ fn sessions_run_over_tcp() {
     assert_eq!(ra.unwrap().events_in, 10);
     assert_eq!(rb.unwrap().events_in, 3000);
     assert_eq!(heads(&a), heads(&b));
+}
+
+/// Live mode over TCP: the logs of a store's commits, until `stop`'s
+/// sender is dropped.
+fn commit_feed(
+    s: &Store,
+    stop: crossbeam_channel::Receiver<()>,
+) -> (
+    crossbeam_channel::Receiver<LogId>,
+    xaeroflux_store::reactive::SubscriptionGuard,
+) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let guard = s.commits().unwrap().subscribe_fn(move |c| {
+        let _ = tx.send(c.log);
+    });
+    let (out, feed) = crossbeam_channel::unbounded();
+    std::thread::spawn(move || {
+        loop {
+            crossbeam_channel::select! {
+                recv(rx) -> m => match m {
+                    Ok(log) if out.send(log).is_ok() => {}
+                    _ => return,
+                },
+                recv(stop) -> _ => return,
+            }
+        }
+    });
+    (feed, guard)
+}
+
+/// Waits (bounded) until `s` holds `n` events of `log`, woken by its
+/// commits.
+fn wait_for_size(s: &Store, seen: &crossbeam_channel::Receiver<LogId>, log: &LogId, n: u64) {
+    let deadline = std::time::Instant::now() + T;
+    while s.log_size(log).unwrap() != n {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(
+            seen.recv_timeout(left).is_ok(),
+            "{log}: {} of {n} events after {T:?}",
+            s.log_size(log).unwrap()
+        );
+    }
+}
+
+#[test]
+fn live_sessions_over_tcp_carry_appends_as_they_commit() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (store(da.path()), store(db.path()));
+    append(&a, "t", 100, 1);
+    let a_log = LogId {
+        author: a.author(),
+        topic: Topic::new("t").unwrap().id(),
+    };
+    let b_log = LogId {
+        author: b.author(),
+        topic: a_log.topic,
+    };
+    let ((stop_a, stop_a_rx), (stop_b, stop_b_rx)) = (
+        crossbeam_channel::unbounded::<()>(),
+        crossbeam_channel::unbounded::<()>(),
+    );
+    let (feed_a, _ga) = commit_feed(&a, stop_a_rx);
+    let (feed_b, _gb) = commit_feed(&b, stop_b_rx);
+    let (_keep_a, a_seen_stop) = crossbeam_channel::unbounded::<()>();
+    let (_keep_b, b_seen_stop) = crossbeam_channel::unbounded::<()>();
+    let (a_seen, _gsa) = commit_feed(&a, a_seen_stop);
+    let (b_seen, _gsb) = commit_feed(&b, b_seen_stop);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (oa, ob) = std::thread::scope(|s| {
+        let ta = s.spawn(|| {
+            let (conn, _) = listener.accept().unwrap();
+            let mut opts = driver::RunOptions::new(T);
+            opts.live = Some(feed_a);
+            driver::run_tcp_with(&a, SessionConfig::default(), conn, opts)
+        });
+        let tb = s.spawn(|| {
+            let conn = std::net::TcpStream::connect(addr).unwrap();
+            let mut opts = driver::RunOptions::new(T);
+            opts.live = Some(feed_b);
+            driver::run_tcp_with(&b, SessionConfig::default(), conn, opts)
+        });
+        wait_for_size(&b, &b_seen, &a_log, 100);
+        for round in 1..=3u64 {
+            append(&a, "t", 50, round as u8);
+            wait_for_size(&b, &b_seen, &a_log, 100 + 50 * round);
+        }
+        append(&b, "t", 10, 9);
+        wait_for_size(&a, &a_seen, &b_log, 10);
+        drop(stop_a);
+        drop(stop_b);
+        (ta.join().unwrap().unwrap(), tb.join().unwrap().unwrap())
+    });
+    assert_eq!(heads(&a), heads(&b));
+    assert_eq!(ob.events_in, 250);
+    assert_eq!(oa.events_in, 10);
+    assert!(oa.checkpoints_out >= 3, "{oa:?}");
+    assert_eq!(
+        ob.checkpoints_out, 1,
+        "nothing pulled from a is announced back: {ob:?}"
+    );
 }
 
 // ------------------------------------------------------------ bad peers

@@ -8,7 +8,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
+use crossbeam_channel::{Receiver, Sender, bounded, never, select, unbounded};
+use xaeroflux_types::LogId;
 
 use crate::session::{Outcome, Session, SessionConfig, SyncStore};
 use crate::{StoreFault, SyncError};
@@ -17,6 +18,9 @@ use crate::{StoreFault, SyncError};
 const READ_CHUNK: usize = 256 * 1024;
 /// Chunks the reader thread may queue ahead of the session.
 const READ_AHEAD: usize = 64;
+/// How long a live session with nothing under way waits before it looks
+/// again (no timeout applies then; this only bounds each wait).
+const LIVE_IDLE_WAIT: Duration = Duration::from_secs(3600);
 
 /// How a session is driven: its deadlines, and who may admit it once the
 /// peer has said who it is.
@@ -34,6 +38,14 @@ pub struct RunOptions<'a> {
     /// Called with what has moved so far, whenever more has (a progress
     /// display: `events_in` of `events_wanted`, `bytes_in`).
     pub progress: Option<&'a mut dyn FnMut(&Outcome)>,
+    /// Live mode: the logs of this store that have a new checkpoint (an
+    /// append, or a pull from another peer), as they happen. With it the
+    /// session offers live mode ([`SessionConfig::live`]); once both sides
+    /// are live it announces each to the peer, and it ends when every
+    /// sender of this channel is gone (or the peer closes). A peer that
+    /// does not offer live mode ends the session after the catch-up as
+    /// usual.
+    pub live: Option<Receiver<LogId>>,
 }
 
 impl RunOptions<'_> {
@@ -44,6 +56,7 @@ impl RunOptions<'_> {
             hello_timeout: timeout,
             admit: None,
             progress: None,
+            live: None,
         }
     }
 }
@@ -85,6 +98,12 @@ where
 {
     let timeout = opts.timeout;
     let hello_by = Instant::now() + opts.hello_timeout;
+    let live = opts.live.take();
+    let mut config = config;
+    config.live |= live.is_some();
+    // Until its senders are gone; then the session ends once idle.
+    let mut live_open = live.is_some();
+    let no_news = never::<LogId>();
     let mut session = Session::new(store, config)?;
     let bytes = spawn_reader(reader)?;
     let (done_tx, done_rx) = unbounded::<(u64, Result<u64, StoreFault>)>();
@@ -121,6 +140,9 @@ where
             }
             continue;
         }
+        if session.is_live() && !live_open && session.live_idle() {
+            session.end_live();
+        }
         if session.is_finished() {
             break match session.outcome().error.clone() {
                 None => Ok(()),
@@ -129,7 +151,9 @@ where
         }
         // Until the peer has said HELLO, the handshake deadline bounds the
         // wait too.
-        let (wait, late) = if admitted {
+        let (wait, late) = if session.live_idle() {
+            (LIVE_IDLE_WAIT, SyncError::Timeout(timeout))
+        } else if admitted {
             (timeout, SyncError::Timeout(timeout))
         } else {
             let left = hello_by.saturating_duration_since(Instant::now());
@@ -150,7 +174,20 @@ where
                 Ok((token, r)) => session.complete(token, r).map_err(Some),
                 Err(_) => Ok(()),
             },
-            default(wait) => Err(Some(session.fail(late))),
+            recv(if live_open { live.as_ref().unwrap_or(&no_news) } else { &no_news }) -> m => match m {
+                Ok(log) => session.announce(log).map_err(Some),
+                Err(_) => {
+                    live_open = false;
+                    Ok(())
+                }
+            },
+            default(wait) => {
+                if session.live_idle() {
+                    Ok(())
+                } else {
+                    Err(Some(session.fail(late)))
+                }
+            }
         };
         match step {
             Ok(()) => {}

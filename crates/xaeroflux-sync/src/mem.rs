@@ -30,6 +30,16 @@ struct State {
     names: BTreeMap<TopicId, String>,
     forks: BTreeSet<(LogId, String)>,
     clock: u64,
+    /// Told of every log that reaches a new checkpoint ([`MemStore::watch`]).
+    watchers: Vec<crossbeam_channel::Sender<LogId>>,
+}
+
+impl State {
+    /// Tells the watchers that `log` has a new checkpoint; those gone are
+    /// dropped.
+    fn changed(&mut self, log: LogId) {
+        self.watchers.retain(|w| w.send(log).is_ok());
+    }
 }
 
 /// A store in memory with an identity of its own, implementing
@@ -90,7 +100,18 @@ impl MemStore {
         let bytes = encode_event(l.tree.len(), ts, EventKind::Application, 0, payload);
         l.tree.push(xaeroflux_merkle::hash_leaf(&bytes));
         l.events.push(bytes);
+        st.changed(log);
         log
+    }
+
+    /// The logs that reach a new checkpoint from now on, as they do: each
+    /// append to the store's own log, each import that completes a pull
+    /// to a checkpoint. What a live session's driver announces
+    /// ([`crate::driver::RunOptions::live`]).
+    pub fn watch(&self) -> crossbeam_channel::Receiver<LogId> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        self.state().watchers.push(tx);
+        rx
     }
 
     /// Every log held, with its size and root.
@@ -132,7 +153,8 @@ impl MemStore {
                     l.tree.push(*leaf);
                 }
                 let newer = l.note.as_ref().is_none_or(|(s, _)| *s < cp.size);
-                if l.tree.len() == cp.size && newer {
+                let reached = l.tree.len() == cp.size && newer;
+                if reached {
                     l.note = Some((cp.size, page.note.clone()));
                 }
                 if let Some(name) = page
@@ -140,6 +162,9 @@ impl MemStore {
                     .filter(|n| Topic::id_of(n) == page.log.topic)
                 {
                     st.names.entry(page.log.topic).or_insert(name);
+                }
+                if reached {
+                    st.changed(page.log);
                 }
                 Ok(checked.leaves.len() as u64)
             }

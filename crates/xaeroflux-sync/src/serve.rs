@@ -442,6 +442,7 @@ impl TcpServer {
                             hello_timeout: limits.hello_timeout,
                             admit: Some(&mut admit),
                             progress: None,
+                            live: None,
                         };
                         let result = run_tcp_with(store, config(peer), stream, opts);
                         gate.leave(id, ip, admitted.get());

@@ -115,6 +115,16 @@ pub trait SyncStore {
     fn pull_claims(&self) -> Option<&PullClaims> {
         None
     }
+    /// A log's latest checkpoint, as [`SyncStore::peaks`] lists it (`None`
+    /// when the store cannot serve the log): what a live session announces
+    /// when the driver says the log has grown. The default looks it up in
+    /// the topic's peaks; a store with a direct lookup overrides it.
+    fn checkpoint_of(&self, log: &LogId) -> Result<Option<PeakEntry>, StoreFault> {
+        Ok(self
+            .peaks(&log.topic)?
+            .into_iter()
+            .find(|e| e.author == log.author))
+    }
 }
 
 /// Bytes of output a session queues before `receive` stops acting on the
@@ -139,6 +149,12 @@ pub struct SessionConfig {
     /// then list only the logs that differ. Off only to measure against,
     /// or to act as a peer that predates it.
     pub summaries: bool,
+    /// Offer live mode ([`caps::LIVE`]): when both sides do, the session
+    /// stays open after both `SYNC_DONE`s, each side announces the new
+    /// checkpoints the driver tells it of ([`Session::announce`]) with
+    /// `CHECKPOINT`, and the other pulls them at once. Off by default: a
+    /// session then ends once both sides are done.
+    pub live: bool,
 }
 
 impl Default for SessionConfig {
@@ -149,6 +165,7 @@ impl Default for SessionConfig {
             page_bytes: 1 << 20,
             window: 4,
             summaries: true,
+            live: false,
         }
     }
 }
@@ -157,6 +174,12 @@ impl SessionConfig {
     /// Only these topics.
     pub fn with_topics(mut self, topics: impl IntoIterator<Item = Topic>) -> Self {
         self.topics = topics.into_iter().collect();
+        self
+    }
+
+    /// Live mode on (see [`SessionConfig::live`]).
+    pub fn with_live(mut self) -> Self {
+        self.live = true;
         self
     }
 }
@@ -194,6 +217,10 @@ pub struct Outcome {
     /// that was pulling them already (see [`PullClaims`]): a driver syncs
     /// with this peer again soon, in case that pull stops short.
     pub deferred: u64,
+    /// Live mode: `CHECKPOINT`s this side sent.
+    pub checkpoints_out: u64,
+    /// Live mode: `CHECKPOINT`s the peer sent.
+    pub checkpoints_in: u64,
     /// The error that ended the session, if one did.
     pub error: Option<String>,
 }
@@ -203,6 +230,9 @@ enum Phase {
     Hello,
     Peaks,
     Syncing,
+    /// Both sides are done and both offered live mode: new checkpoints are
+    /// announced and pulled until either side closes.
+    Live,
     Done,
     Failed,
 }
@@ -270,6 +300,15 @@ pub struct Session<'s, S: SyncStore + ?Sized> {
     sent_done: bool,
     peer_done: bool,
     outcome: Outcome,
+    /// Live mode: the largest size of each log the peer is known to hold
+    /// or be pulling (from its `PEAKS`, `DIFF` and `CHECKPOINT`s), so that
+    /// nothing it has is announced back to it.
+    peer_sizes: HashMap<LogId, u64>,
+    /// Live mode: logs the driver announced before the session went live.
+    to_announce: Vec<LogId>,
+    /// Live mode: the newest checkpoint the peer announced for a log still
+    /// being pulled, pulled once that pull is done.
+    later: HashMap<LogId, PeakEntry>,
 }
 
 /// A store write whose result the session waits for.
@@ -311,6 +350,9 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             sent_done: false,
             peer_done: false,
             outcome: Outcome::default(),
+            peer_sizes: HashMap::new(),
+            to_announce: Vec::new(),
+            later: HashMap::new(),
         };
         let all = s.config.topics.is_empty();
         let mut topics = s.my_topics()?;
@@ -320,11 +362,9 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
         s.send(&Message::Hello {
             version: VERSION,
             node_id: s.store.author(),
-            caps: if s.config.summaries {
-                caps::SYNC | caps::SUMMARY
-            } else {
-                caps::SYNC
-            },
+            caps: caps::SYNC
+                | if s.config.summaries { caps::SUMMARY } else { 0 }
+                | if s.config.live { caps::LIVE } else { 0 },
             all_topics: all,
             topics,
         })?;
@@ -481,6 +521,55 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
         matches!(self.phase, Phase::Done | Phase::Failed)
     }
 
+    /// Whether the session is live: both sides offered live mode and both
+    /// are done with the catch-up ([`SessionConfig::live`]).
+    pub fn is_live(&self) -> bool {
+        self.phase == Phase::Live
+    }
+
+    /// Whether the session is live with nothing under way: no request out,
+    /// no page waiting for the store, no pull left. A driver applies no
+    /// idle timeout then (a live session may stay quiet for as long as
+    /// nothing new happens), and ends it there when asked to.
+    pub fn live_idle(&self) -> bool {
+        self.phase == Phase::Live
+            && self.in_flight.is_empty()
+            && self.pending.is_empty()
+            && self.later.is_empty()
+            && self.pulls.iter().all(|p| p.next >= p.to)
+    }
+
+    /// Live mode: `log` has a new checkpoint in this store (an append to
+    /// one of its own logs, or a pull from any peer). Once the session is
+    /// live, a `CHECKPOINT` goes to the peer when the log is in a shared
+    /// topic and the peer is not known to hold that size already; before,
+    /// the log waits until the session goes live. Does nothing in a
+    /// session that is not (or will not be) live, or has ended.
+    pub fn announce(&mut self, log: LogId) -> Result<(), SyncError> {
+        match self.phase {
+            Phase::Live => self.announce_now(log).map_err(|e| self.fail(e)),
+            Phase::Done | Phase::Failed => Ok(()),
+            _ if !self.config.live => Ok(()),
+            _ => {
+                if !self.to_announce.contains(&log) {
+                    self.to_announce.push(log);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends a live session on this side (the driver then closes the
+    /// stream; the peer's session ends well when it sees the close). Pages
+    /// already committed stay; a pull under way stops there, and the next
+    /// session resumes it.
+    pub fn end_live(&mut self) {
+        if self.phase == Phase::Live {
+            self.phase = Phase::Done;
+            self.release_claims();
+        }
+    }
+
     /// What the session has done so far.
     pub fn outcome(&self) -> &Outcome {
         &self.outcome
@@ -534,6 +623,9 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
 
     /// The peer closed the stream: fine once the session is done.
     pub fn peer_closed(&mut self) -> Result<(), SyncError> {
+        if self.phase == Phase::Live {
+            self.end_live();
+        }
         if self.phase == Phase::Done {
             Ok(())
         } else {
@@ -573,8 +665,11 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
                 self.peer_done = true;
                 self.maybe_finish()
             }
+            Message::Checkpoint { log, note } if self.phase == Phase::Live => {
+                self.on_checkpoint(log, note)
+            }
             Message::Checkpoint { .. } => Err(SyncError::Protocol(
-                "CHECKPOINT in a session that is not live".into(),
+                "CHECKPOINT in a session that is not live (or before both SYNC_DONEs)".into(),
             )),
             Message::Error { code, reason } => Err(SyncError::Peer { code, reason }),
         }
@@ -691,6 +786,11 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
         let answer = !self.peaks_sent.contains(&topic) && !self.peer_summarized.contains(&topic);
         let mut theirs: HashMap<[u8; 32], (String, u64)> = HashMap::new();
         for entry in logs {
+            let log = LogId {
+                author: entry.author,
+                topic,
+            };
+            self.peer_knows(log, entry.size);
             if answer {
                 theirs.insert(entry.author, (entry.note.clone(), entry.size));
             }
@@ -722,6 +822,7 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
         }
         let mut m = HashMap::with_capacity(wants.len());
         for w in wants {
+            self.peer_knows(w.log, w.to);
             m.insert(w.log, (w.from, w.to));
         }
         self.peer_diff = Some(m);
@@ -930,16 +1031,25 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
         let Some(diff) = self.peer_diff.as_ref() else {
             return Err(SyncError::Protocol("PAGE_REQUEST before DIFF".into()));
         };
-        if self.peer_done {
-            return Err(SyncError::Protocol("PAGE_REQUEST after SYNC_DONE".into()));
-        }
-        let announced = self.announced.get(&log) == Some(&to);
-        match diff.get(&log) {
-            Some(&(lo, hi)) if announced && from >= lo && from <= to && to == hi => {}
-            _ => {
+        if self.phase == Phase::Live {
+            // A live pull: anything up to the newest size announced.
+            if from > to || self.announced.get(&log).is_none_or(|a| to > *a) {
                 return Err(SyncError::Protocol(format!(
-                    "PAGE_REQUEST for {log} {from}..{to} outside the peer's DIFF or what was announced"
+                    "PAGE_REQUEST for {log} {from}..{to} beyond what was announced"
                 )));
+            }
+        } else {
+            if self.peer_done {
+                return Err(SyncError::Protocol("PAGE_REQUEST after SYNC_DONE".into()));
+            }
+            let announced = self.announced.get(&log) == Some(&to);
+            match diff.get(&log) {
+                Some(&(lo, hi)) if announced && from >= lo && from <= to && to == hi => {}
+                _ => {
+                    return Err(SyncError::Protocol(format!(
+                        "PAGE_REQUEST for {log} {from}..{to} outside the peer's DIFF or what was announced"
+                    )));
+                }
             }
         }
         let max = (max as usize).clamp(1, MAX_EVENTS) as u64;
@@ -1109,6 +1219,9 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
     }
 
     fn maybe_finish(&mut self) -> Result<(), SyncError> {
+        if self.phase == Phase::Live {
+            return self.pull_later();
+        }
         if self.phase != Phase::Syncing {
             return Ok(());
         }
@@ -1120,8 +1233,122 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             self.send(&Message::SyncDone)?;
         }
         if self.sent_done && self.peer_done {
-            self.phase = Phase::Done;
             self.release_claims();
+            if self.live_agreed() {
+                self.phase = Phase::Live;
+                for log in std::mem::take(&mut self.to_announce) {
+                    self.announce_now(log)?;
+                }
+            } else {
+                self.phase = Phase::Done;
+                self.to_announce.clear();
+            }
+        }
+        Ok(())
+    }
+
+    /// Both sides offered live mode.
+    fn live_agreed(&self) -> bool {
+        self.config.live && self.peer_caps & caps::LIVE != 0
+    }
+
+    /// The peer holds (or is pulling) `log` up to `size`.
+    fn peer_knows(&mut self, log: LogId, size: u64) {
+        let known = self.peer_sizes.entry(log).or_insert(0);
+        *known = (*known).max(size);
+    }
+
+    /// Sends `CHECKPOINT` for the log's current checkpoint, unless the
+    /// peer has it or it was announced already.
+    fn announce_now(&mut self, log: LogId) -> Result<(), SyncError> {
+        if !self.shared.contains(&log.topic) {
+            return Ok(());
+        }
+        let Some(entry) = self.store.checkpoint_of(&log)? else {
+            return Ok(());
+        };
+        let known = |m: &HashMap<LogId, u64>| m.get(&log).is_some_and(|s| *s >= entry.size);
+        if entry.size == 0 || known(&self.peer_sizes) || known(&self.announced) {
+            return Ok(());
+        }
+        self.announced.insert(log, entry.size);
+        self.peer_knows(log, entry.size);
+        self.outcome.checkpoints_out += 1;
+        self.send(&Message::Checkpoint {
+            log,
+            note: entry.note,
+        })
+    }
+
+    /// The peer announced a new checkpoint of a log in a live session:
+    /// verified and pulled as an entry of its `PEAKS` would be, or kept
+    /// for later while an earlier pull of the log is under way (its pages
+    /// are proved to the earlier checkpoint).
+    fn on_checkpoint(&mut self, log: LogId, note: String) -> Result<(), SyncError> {
+        if !self.shared.contains(&log.topic) {
+            return Err(SyncError::Protocol(format!(
+                "CHECKPOINT for {log}, whose topic was not agreed on"
+            )));
+        }
+        let size = xaeroflux_merkle::peek_checkpoint(&note)
+            .map_err(|e| SyncError::Rejected(format!("log {log}: CHECKPOINT: {e}")))?
+            .size;
+        self.outcome.checkpoints_in += 1;
+        self.peer_knows(log, size);
+        let entry = PeakEntry {
+            author: log.author,
+            size,
+            note,
+        };
+        if self.pulling(&log) {
+            if self.later.get(&log).is_none_or(|e| e.size < size) {
+                self.later.insert(log, entry);
+            }
+            return Ok(());
+        }
+        self.pull_live(log, entry)
+    }
+
+    /// Whether a pull of `log` is under way: events left to ask for, a
+    /// request out, or a page waiting for the store.
+    fn pulling(&self, log: &LogId) -> bool {
+        self.pulls.iter().any(|p| p.log == *log && p.next < p.to)
+            || self.in_flight.iter().any(|(l, _)| l == log)
+            || self
+                .pending
+                .values()
+                .any(|p| matches!(p, Pending::Import { log: l } if l == log))
+    }
+
+    /// Starts a live pull of `log` to the checkpoint in `entry` (checked
+    /// as in `consider`), replacing the log's finished pull.
+    fn pull_live(&mut self, log: LogId, entry: PeakEntry) -> Result<(), SyncError> {
+        let moved = self.pulls.iter().any(|p| p.log == log && p.moved);
+        self.pulls.retain(|p| p.log != log);
+        self.consider(log.topic, entry)?;
+        if let Some(p) = self.pulls.iter_mut().find(|p| p.log == log) {
+            p.moved = moved;
+            self.outcome.events_wanted = self
+                .outcome
+                .events_wanted
+                .saturating_add(p.to.saturating_sub(p.next));
+        }
+        self.request_more()
+    }
+
+    /// Live mode: starts the pulls the peer announced while earlier ones
+    /// of the same logs were under way.
+    fn pull_later(&mut self) -> Result<(), SyncError> {
+        let ready: Vec<LogId> = self
+            .later
+            .keys()
+            .filter(|l| !self.pulling(l))
+            .copied()
+            .collect();
+        for log in ready {
+            if let Some(entry) = self.later.remove(&log) {
+                self.pull_live(log, entry)?;
+            }
         }
         Ok(())
     }

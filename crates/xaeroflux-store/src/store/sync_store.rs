@@ -71,6 +71,18 @@ impl SyncStore for Store {
         Ok(out)
     }
 
+    fn checkpoint_of(&self, log: &LogId) -> Result<Option<PeakEntry>, StoreFault> {
+        match self.checkpoint(log) {
+            Ok(cp) => Ok(Some(PeakEntry {
+                author: log.author,
+                size: cp.checkpoint.size,
+                note: cp.note,
+            })),
+            Err(StoreError::NoCheckpoint(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     fn log_size(&self, log: &LogId) -> Result<u64, StoreFault> {
         Ok(Store::log_size(self, log)?)
     }
