@@ -10,7 +10,9 @@
 //! the driver hands back. [`driver`] runs a session over any byte stream
 //! (an in-memory [`pipe`] or TCP), pipelining those writes; [`serve`] is
 //! a TCP server whose handshake deadline and caps keep silent or greedy
-//! peers from holding it. [`MemStore`]
+//! peers from holding it. [`live`] keeps live sessions (new checkpoints
+//! announced and pulled as they happen) with peers over any transport
+//! that moves bytes: TCP, in-memory pipes, onion services. [`MemStore`]
 //! is a whole store in memory, for tests and tools; with the `sim`
 //! feature, [`sim`] drives many of them through a simulated network.
 //!
@@ -40,6 +42,7 @@
 mod claims;
 pub mod codec;
 pub mod driver;
+pub mod live;
 mod mem;
 mod pipe;
 pub mod schedule;
@@ -51,7 +54,7 @@ pub mod sim;
 pub use claims::PullClaims;
 pub use codec::{Decoder, ErrorCode, Message};
 pub use mem::MemStore;
-pub use pipe::{PipeReader, PipeWriter, pipe};
+pub use pipe::{PipeCloser, PipeEnd, PipeReader, PipeWriter, closable_pipe, pipe};
 pub use session::{
     Action, Done, EventRange, OUTPUT_PAUSE, Outcome, Session, SessionConfig, StoreOp, SyncStore,
 };
