@@ -26,6 +26,7 @@ mod checkpoint;
 mod mmr;
 mod proof;
 pub mod reference;
+mod statement;
 
 pub use checkpoint::{
     Checkpoint, MAX_NOTE_LEN, NoteVerifier, SignedCheckpoint, key_id, log_origin, peek_checkpoint,
@@ -36,6 +37,7 @@ pub use proof::{
     NodeSource, consistency_proof, inclusion_path, mth, root_at, subtree_root, verify_consistency,
     verify_inclusion,
 };
+pub use statement::{sign_statement, verify_statement};
 
 use sha2::{Digest, Sha256};
 

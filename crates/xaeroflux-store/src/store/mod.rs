@@ -87,6 +87,15 @@ impl Store {
         self.shared.author
     }
 
+    /// Signs `message` with the store's author key as a statement of kind
+    /// `domain` (`xaeroflux_merkle::sign_statement`): the author vouching
+    /// for something other than a checkpoint, such as the onion service
+    /// that reaches it. Anyone checks it with
+    /// `xaeroflux_merkle::verify_statement` and [`Store::author`].
+    pub fn sign_statement(&self, domain: &str, message: &[u8]) -> [u8; 64] {
+        xaeroflux_merkle::sign_statement(&self.shared.key, domain, message)
+    }
+
     /// The store's own log in a topic.
     pub fn own_log(&self, topic: &Topic) -> LogId {
         LogId {
