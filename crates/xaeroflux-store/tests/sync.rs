@@ -418,6 +418,76 @@ fn live_sessions_over_tcp_carry_appends_as_they_commit() {
     );
 }
 
+#[test]
+fn live_nodes_over_tcp_relay_between_real_stores() {
+    use std::sync::Arc;
+    use xaeroflux_sync::live::{LiveConfig, LiveNode, TcpListen, TcpTransport};
+    // a - b - c over TCP: a and c only dial b; b relays what it imports,
+    // because an import is a commit of b's store and is announced onwards.
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let [a, b, c]: [Arc<Store>; 3] = [0, 1, 2].map(|i| Arc::new(store(dirs[i].path())));
+    append(&a, "t", 300, 1);
+    append(&c, "t", 20, 3);
+    let topic = Topic::new("t").unwrap().id();
+    let (a_log, c_log) = (
+        LogId {
+            author: a.author(),
+            topic,
+        },
+        LogId {
+            author: c.author(),
+            topic,
+        },
+    );
+    let config = LiveConfig {
+        retry: Duration::from_millis(20),
+        retry_max: Duration::from_millis(200),
+        ..LiveConfig::default()
+    };
+    let listener = TcpListen::bind("127.0.0.1:0").unwrap();
+    let b_addr = listener.local_addr().to_string();
+    let mut keep = Vec::new();
+    let mut node = |s: &Arc<Store>, l: Option<TcpListen>| {
+        let (stop, stopped) = crossbeam_channel::unbounded::<()>();
+        let (feed, guard) = commit_feed(s, stopped);
+        keep.push((stop, guard));
+        let n = LiveNode::start(
+            s.clone(),
+            Arc::new(TcpTransport),
+            l.map(|l| Box::new(l) as Box<dyn xaeroflux_sync::live::Listener>),
+            config.clone(),
+        )
+        .unwrap();
+        n.follow(feed);
+        n
+    };
+    let nb = node(&b, Some(listener));
+    let na = node(&a, None);
+    let nc = node(&c, None);
+    let (_ka, a_stop) = crossbeam_channel::unbounded::<()>();
+    let (_kc, c_stop) = crossbeam_channel::unbounded::<()>();
+    let (a_seen, _ga) = commit_feed(&a, a_stop);
+    let (c_seen, _gc) = commit_feed(&c, c_stop);
+    na.add_peer(&b_addr);
+    nc.add_peer(&b_addr);
+    wait_for_size(&c, &c_seen, &a_log, 300);
+    wait_for_size(&a, &a_seen, &c_log, 20);
+    for round in 1..=3u64 {
+        append(&a, "t", 100, 10 + round as u8);
+        append(&c, "t", 10, 20 + round as u8);
+        wait_for_size(&c, &c_seen, &a_log, 300 + 100 * round);
+        wait_for_size(&a, &a_seen, &c_log, 20 + 10 * round);
+    }
+    na.stop();
+    nc.stop();
+    nb.stop();
+    assert_eq!(heads(&a), heads(&b));
+    assert_eq!(heads(&a), heads(&c));
+    for s in [&a, &b, &c] {
+        assert_eq!(view(s, "t").len(), 650);
+    }
+}
+
 // ------------------------------------------------------------ bad peers
 
 #[derive(Clone, Copy, Debug)]
