@@ -348,15 +348,11 @@ fn commit_feed(
 /// Waits (bounded) until `s` holds `n` events of `log`, woken by its
 /// commits.
 fn wait_for_size(s: &Store, seen: &crossbeam_channel::Receiver<LogId>, log: &LogId, n: u64) {
-    let deadline = std::time::Instant::now() + T;
-    while s.log_size(log).unwrap() != n {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        assert!(
-            seen.recv_timeout(left).is_ok(),
-            "{log}: {} of {n} events after {T:?}",
-            s.log_size(log).unwrap()
-        );
-    }
+    assert!(
+        xaeroflux_testkit::wait_on(seen, T, || s.log_size(log).unwrap() == n),
+        "{log}: {} of {n} events after {T:?}",
+        s.log_size(log).unwrap()
+    );
 }
 
 #[test]

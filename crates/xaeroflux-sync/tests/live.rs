@@ -7,7 +7,7 @@
 //! back, a peer without live mode ends the session as before, and a forged
 //! or out-of-place announcement or request ends the session.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, select, unbounded};
 use xaeroflux_sync::codec::PageRequest;
@@ -54,15 +54,12 @@ fn live_side(
 /// Waits (bounded) until `store` holds `log` at `size`, woken by its own
 /// change reports.
 fn wait_size(store: &MemStore, changes: &Receiver<LogId>, log: &LogId, size: u64) {
-    let deadline = Instant::now() + WAIT;
-    while store.heads().get(log).map(|h| h.0) != Some(size) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(
-            changes.recv_timeout(left).is_ok(),
-            "{log} did not reach {size} events within {WAIT:?} (holds {:?})",
-            store.heads().get(log).map(|h| h.0)
-        );
-    }
+    let held = || store.heads().get(log).map(|h| h.0);
+    assert!(
+        xaeroflux_testkit::wait_on(changes, WAIT, || held() == Some(size)),
+        "{log} did not reach {size} events within {WAIT:?} (holds {:?})",
+        held()
+    );
 }
 
 fn stop_pair() -> (Sender<()>, Receiver<()>) {

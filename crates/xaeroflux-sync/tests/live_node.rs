@@ -43,15 +43,12 @@ fn node(
 
 /// Waits (bounded) until `store` holds `log` at `size`.
 fn wait_size(store: &MemStore, changes: &Receiver<LogId>, log: &LogId, size: u64) {
-    let deadline = Instant::now() + WAIT;
-    while store.heads().get(log).map(|h| h.0) != Some(size) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(
-            changes.recv_timeout(left).is_ok(),
-            "{log} did not reach {size} events within {WAIT:?} (holds {:?})",
-            store.heads().get(log).map(|h| h.0)
-        );
-    }
+    let held = || store.heads().get(log).map(|h| h.0);
+    assert!(
+        xaeroflux_testkit::wait_on(changes, WAIT, || held() == Some(size)),
+        "{log} did not reach {size} events within {WAIT:?} (holds {:?})",
+        held()
+    );
 }
 
 /// Waits (bounded) for an event `pick` accepts.

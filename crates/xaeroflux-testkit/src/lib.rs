@@ -129,6 +129,25 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Waits until `done` holds, looking again each time `changes` reports
+/// something (a store's change feed), at most `timeout`; whether it held.
+/// No polling: a wait ends as soon as the change that makes it hold is
+/// reported.
+pub fn wait_on<T>(
+    changes: &crossbeam_channel::Receiver<T>,
+    timeout: Duration,
+    mut done: impl FnMut() -> bool,
+) -> bool {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if changes.recv_timeout(left).is_err() {
+            return done();
+        }
+    }
+    true
+}
+
 /// The process's OS thread count (Linux), to check a thread budget.
 pub fn os_threads() -> Option<usize> {
     std::fs::read_dir("/proc/self/task").ok().map(|d| d.count())
