@@ -54,12 +54,7 @@ fn live_side(
 /// Waits (bounded) until `store` holds `log` at `size`, woken by its own
 /// change reports.
 fn wait_size(store: &MemStore, changes: &Receiver<LogId>, log: &LogId, size: u64) {
-    let held = || store.heads().get(log).map(|h| h.0);
-    assert!(
-        xaeroflux_testkit::wait_on(changes, WAIT, || held() == Some(size)),
-        "{log} did not reach {size} events within {WAIT:?} (holds {:?})",
-        held()
-    );
+    xaeroflux_testkit::wait_log_size(store, changes, log, size, WAIT).unwrap();
 }
 
 fn stop_pair() -> (Sender<()>, Receiver<()>) {

@@ -43,12 +43,7 @@ fn node(
 
 /// Waits (bounded) until `store` holds `log` at `size`.
 fn wait_size(store: &MemStore, changes: &Receiver<LogId>, log: &LogId, size: u64) {
-    let held = || store.heads().get(log).map(|h| h.0);
-    assert!(
-        xaeroflux_testkit::wait_on(changes, WAIT, || held() == Some(size)),
-        "{log} did not reach {size} events within {WAIT:?} (holds {:?})",
-        held()
-    );
+    xaeroflux_testkit::wait_log_size(store, changes, log, size, WAIT).unwrap();
 }
 
 /// Waits (bounded) for an event `pick` accepts.

@@ -148,6 +148,27 @@ pub fn wait_on<T>(
     true
 }
 
+/// Waits (at most `timeout`, woken by `changes`, e.g. `MemStore::watch`)
+/// until `store` holds `size` events of `log`; the error says how many it
+/// holds.
+pub fn wait_log_size(
+    store: &xaeroflux_sync::MemStore,
+    changes: &crossbeam_channel::Receiver<xaeroflux_types::LogId>,
+    log: &xaeroflux_types::LogId,
+    size: u64,
+    timeout: Duration,
+) -> Result<(), String> {
+    let held = || store.heads().get(log).map(|h| h.0);
+    if wait_on(changes, timeout, || held() == Some(size)) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{log} did not reach {size} events within {timeout:?} (holds {:?})",
+            held()
+        ))
+    }
+}
+
 /// The process's OS thread count (Linux), to check a thread budget.
 pub fn os_threads() -> Option<usize> {
     std::fs::read_dir("/proc/self/task").ok().map(|d| d.count())
