@@ -100,10 +100,13 @@ pub struct LiveConfig {
     pub timeout: Duration,
     /// How long a dial may take: 30 s (an onion service takes seconds).
     pub dial_timeout: Duration,
-    /// The first wait before dialing a peer again after its session ended
-    /// or its dial failed: 1 s; each failure in a row doubles it.
+    /// The wait before dialing a peer again after its live session ended
+    /// (the peer or the network went), and the first wait after a failed
+    /// dial or session: 1 s; each failure in a row doubles it.
     pub retry: Duration,
-    /// The longest wait between dials: 60 s.
+    /// The longest wait between dials, and the wait after a session that
+    /// ended well without going live (a peer without live mode gets a
+    /// catch-up this often): 60 s.
     pub retry_max: Duration,
     /// Sessions accepted from peers at once: 32; more are closed at once.
     pub max_accepted: usize,
@@ -176,6 +179,16 @@ struct Shared<S: ?Sized> {
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
+/// Reports kept for [`LiveNode::events`] at most; newer ones are dropped
+/// while a caller does not read them.
+const EVENTS_KEPT: usize = 1024;
+
+impl<S: ?Sized> Shared<S> {
+    fn report(&self, e: LiveEvent) {
+        let _ = self.events.try_send(e);
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -208,7 +221,7 @@ impl<S: SyncStore + Send + Sync + ?Sized + 'static> LiveNode<S> {
         config: LiveConfig,
     ) -> io::Result<Self> {
         let (stop_tx, stop_rx) = unbounded();
-        let (events_tx, events) = unbounded();
+        let (events_tx, events) = crossbeam_channel::bounded(EVENTS_KEPT);
         let shared = Arc::new(Shared {
             store,
             transport,
@@ -247,7 +260,7 @@ impl<S: SyncStore + Send + Sync + ?Sized + 'static> LiveNode<S> {
         let sh = self.shared.clone();
         let addr = addr.to_string();
         if let Err(e) = spawn(&self.shared, "xsp-live-dial", move || dial_loop(&sh, &addr)) {
-            let _ = self.shared.events.send(LiveEvent::DialFailed {
+            self.shared.report(LiveEvent::DialFailed {
                 peer: String::new(),
                 error: format!("no thread for the dialer: {e}"),
             });
@@ -277,7 +290,8 @@ impl<S: SyncStore + Send + Sync + ?Sized + 'static> LiveNode<S> {
         });
     }
 
-    /// What the node reports: connections, sessions ended, dials failed.
+    /// What the node reports: connections, sessions ended, dials failed
+    /// (up to 1,024 not yet read; later ones are dropped until these are).
     pub fn events(&self) -> &Receiver<LiveEvent> {
         &self.events
     }
@@ -353,7 +367,7 @@ fn accept_loop<S: SyncStore + Send + Sync + ?Sized + 'static>(
         if sh.accepted.fetch_add(1, Ordering::AcqRel) >= sh.config.max_accepted {
             sh.accepted.fetch_sub(1, Ordering::AcqRel);
             (conn.closer)();
-            let _ = sh.events.send(LiveEvent::Refused { peer: conn.peer });
+            sh.report(LiveEvent::Refused { peer: conn.peer });
             continue;
         }
         let s = sh.clone();
@@ -372,15 +386,17 @@ fn dial_loop<S: SyncStore + Send + Sync + ?Sized + 'static>(sh: &Arc<Shared<S>>,
     while !sh.stopping.load(Ordering::Acquire) {
         match sh.transport.dial(addr, sh.config.dial_timeout) {
             Ok(conn) => {
-                let ok = run_conn(sh, conn, true);
-                wait = if ok {
-                    sh.config.retry
-                } else {
-                    (wait * 2).min(sh.config.retry_max)
+                wait = match run_conn(sh, conn, true) {
+                    // A live session that ended: the peer went, or the
+                    // network did; back soon.
+                    Some(true) => sh.config.retry,
+                    // A peer without live mode: a catch-up now and then.
+                    Some(false) => sh.config.retry_max,
+                    None => (wait * 2).min(sh.config.retry_max),
                 };
             }
             Err(e) => {
-                let _ = sh.events.send(LiveEvent::DialFailed {
+                sh.report(LiveEvent::DialFailed {
                     peer: addr.to_string(),
                     error: e.to_string(),
                 });
@@ -395,12 +411,13 @@ fn dial_loop<S: SyncStore + Send + Sync + ?Sized + 'static>(sh: &Arc<Shared<S>>,
     }
 }
 
-/// Runs one live session on `conn` to its end; whether it ended well.
+/// Runs one live session on `conn` to its end: `None` if it failed, else
+/// whether it went live.
 fn run_conn<S: SyncStore + Send + Sync + ?Sized + 'static>(
     sh: &Arc<Shared<S>>,
     conn: Conn,
     dialed: bool,
-) -> bool {
+) -> Option<bool> {
     let Conn {
         reader,
         writer,
@@ -415,12 +432,12 @@ fn run_conn<S: SyncStore + Send + Sync + ?Sized + 'static>(
         let mut conns = lock(&sh.conns);
         if sh.stopping.load(Ordering::Acquire) {
             closer();
-            return false;
+            return None;
         }
         lock(&sh.feeds).push(feed_tx);
         conns.insert(id, closer);
     }
-    let _ = sh.events.send(LiveEvent::Connected {
+    sh.report(LiveEvent::Connected {
         peer: peer.clone(),
         dialed,
     });
@@ -431,13 +448,13 @@ fn run_conn<S: SyncStore + Send + Sync + ?Sized + 'static>(
     if let Some(close) = lock(&sh.conns).remove(&id) {
         close();
     }
-    let ok = result.is_ok();
-    let _ = sh.events.send(LiveEvent::Ended {
+    let went_live = result.as_ref().ok().map(|o| o.live);
+    sh.report(LiveEvent::Ended {
         peer,
         dialed,
         result: result.map_err(|e| e.to_string()),
     });
-    ok
+    went_live
 }
 
 // ------------------------------------------------------------------ TCP

@@ -221,6 +221,9 @@ pub struct Outcome {
     pub checkpoints_out: u64,
     /// Live mode: `CHECKPOINT`s the peer sent.
     pub checkpoints_in: u64,
+    /// The session went live (both sides offered live mode and finished
+    /// the catch-up).
+    pub live: bool,
     /// The error that ended the session, if one did.
     pub error: Option<String>,
 }
@@ -1236,6 +1239,7 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             self.release_claims();
             if self.live_agreed() {
                 self.phase = Phase::Live;
+                self.outcome.live = true;
                 for log in std::mem::take(&mut self.to_announce) {
                     self.announce_now(log)?;
                 }

@@ -141,6 +141,54 @@ fn a_cut_connection_is_dialed_again_and_what_was_missed_arrives() {
 }
 
 #[test]
+fn a_peer_without_live_mode_gets_a_catch_up_every_retry_max() {
+    use xaeroflux_sync::{SessionConfig, driver};
+    let chat = Topic::new("chat").unwrap();
+    let net = MemNet::new();
+    let (old, b) = (
+        Arc::new(MemStore::with_seed(31)),
+        Arc::new(MemStore::with_seed(32)),
+    );
+    let log = old.append(&chat, b"from a peer without live mode");
+    // The peer: a plain (not live) session for each connection.
+    let mut listener = net.listen("old");
+    let served = old.clone();
+    let server = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let c = listener.accept().unwrap();
+            let r = driver::run(&*served, SessionConfig::default(), c.reader, c.writer, WAIT);
+            (c.closer)();
+            r.unwrap();
+        }
+    });
+    let slow = LiveConfig {
+        retry_max: Duration::from_millis(400),
+        ..config()
+    };
+    let b_seen = b.watch();
+    let nb = node(&b, Arc::new(net.clone()), None, slow);
+    nb.add_peer("old");
+    wait_size(&b, &b_seen, &log, 1);
+    let mut ended = None;
+    wait_event(&nb, |e| match e {
+        LiveEvent::Ended { result: Ok(o), .. } => {
+            assert!(!o.live && o.events_in == 1, "{o:?}");
+            ended = Some(Instant::now());
+            true
+        }
+        _ => false,
+    });
+    wait_event(&nb, |e| matches!(e, LiveEvent::Connected { .. }));
+    let waited = ended.unwrap().elapsed();
+    assert!(
+        waited >= Duration::from_millis(300),
+        "dialed again after {waited:?}, not after retry_max"
+    );
+    server.join().unwrap();
+    nb.stop();
+}
+
+#[test]
 fn connections_beyond_the_cap_are_refused_and_a_dead_address_is_retried() {
     let net = MemNet::new();
     let hub = Arc::new(MemStore::with_seed(21));
