@@ -2,7 +2,7 @@
 
 use std::io::{Read, Write};
 
-use crossbeam_channel::{Receiver, Sender, bounded, never, select};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, bounded, never, select};
 
 /// Chunks in flight in one direction, at most (each up to a write's size).
 const PIPE_CHUNKS: usize = 64;
@@ -25,8 +25,8 @@ pub struct PipeWriter {
 }
 
 /// Closes both directions of a [`closable_pipe`] at once, as shutting a
-/// socket down does: reads at both ends see the end of the stream, writes
-/// fail.
+/// socket down does: reads at both ends get what was written before, then
+/// the end of the stream; writes fail.
 #[derive(Debug)]
 pub struct PipeCloser {
     close: std::sync::Mutex<Option<Sender<()>>>,
@@ -86,9 +86,15 @@ fn ends(closed: Receiver<()>) -> (PipeEnd, PipeEnd) {
 impl Read for PipeReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if self.at == self.pending.len() {
-            let chunk = select! {
-                recv(self.rx) -> c => c.ok(),
-                recv(self.closed) -> _ => None,
+            // What was written before a close is still read, as from a
+            // socket shut down after sending.
+            let chunk = match self.rx.try_recv() {
+                Ok(c) => Some(c),
+                Err(TryRecvError::Disconnected) => None,
+                Err(TryRecvError::Empty) => select! {
+                    recv(self.rx) -> c => c.ok(),
+                    recv(self.closed) -> _ => self.rx.try_recv().ok(),
+                },
             };
             match chunk {
                 Some(chunk) => {
