@@ -96,8 +96,12 @@ pub struct LiveConfig {
     /// Each session's settings (live mode is turned on).
     pub session: SessionConfig,
     /// How long a session may go without news while something is under
-    /// way, and how long a peer has for its `HELLO`: 30 s.
+    /// way: 30 s.
     pub timeout: Duration,
+    /// How long a peer has, from the start, for its `HELLO`: 10 s (a round
+    /// trip over an onion circuit takes about a second), so that silent
+    /// connections do not hold the accepted sessions' places for long.
+    pub hello_timeout: Duration,
     /// How long a dial may take: 30 s (an onion service takes seconds).
     pub dial_timeout: Duration,
     /// The wait before dialing a peer again after its live session ended
@@ -117,6 +121,7 @@ impl Default for LiveConfig {
         LiveConfig {
             session: SessionConfig::default(),
             timeout: Duration::from_secs(30),
+            hello_timeout: Duration::from_secs(10),
             dial_timeout: Duration::from_secs(30),
             retry: Duration::from_secs(1),
             retry_max: Duration::from_secs(60),
@@ -442,6 +447,7 @@ fn run_conn<S: SyncStore + Send + Sync + ?Sized + 'static>(
         dialed,
     });
     let mut opts = RunOptions::new(sh.config.timeout);
+    opts.hello_timeout = sh.config.hello_timeout;
     opts.live = Some(feed);
     let result = run_with(&*sh.store, sh.config.session.clone(), reader, writer, opts);
     // The reader thread ends once the connection is closed.
