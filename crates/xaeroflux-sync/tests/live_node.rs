@@ -189,6 +189,37 @@ fn a_peer_without_live_mode_gets_a_catch_up_every_retry_max() {
 }
 
 #[test]
+fn a_silent_connection_is_closed_at_the_hello_deadline() {
+    let net = MemNet::new();
+    let hub = Arc::new(MemStore::with_seed(41));
+    let quick = LiveConfig {
+        hello_timeout: Duration::from_millis(200),
+        ..config()
+    };
+    let nh = node(
+        &hub,
+        Arc::new(net.clone()),
+        Some(Box::new(net.listen("hub"))),
+        quick,
+    );
+    // Connects and says nothing.
+    let mut silent = net.dial("hub", WAIT).unwrap();
+    wait_event(
+        &nh,
+        |e| matches!(e, LiveEvent::Ended { dialed: false, result: Err(why), .. } if why.contains("HELLO")),
+    );
+    // The node's side closed: its HELLO, then the end of the stream.
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while std::io::Read::read(&mut silent.reader, &mut buf).unwrap() > 0 {}
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(WAIT).expect("the connection was closed");
+    nh.stop();
+}
+
+#[test]
 fn connections_beyond_the_cap_are_refused_and_a_dead_address_is_retried() {
     let net = MemNet::new();
     let hub = Arc::new(MemStore::with_seed(21));
