@@ -68,10 +68,14 @@ const MAX_DEPTH: u32 = 32;
 /// Which trees to check.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Scope {
-    /// The newest meta page only: its last page must lie inside the file
-    /// (LMDB maps the file and would fault reading past its end).
+    /// What every open reads through LMDB before anything else: the
+    /// newest meta page (its last page must lie inside the file: LMDB maps
+    /// the file and would fault reading past its end), the main tree (the
+    /// named tables' records, read to open each table) and the `meta`
+    /// table (format and geometry). A few pages.
     Meta,
-    /// The meta page and the freelist: what the writer needs before it opens.
+    /// [`Scope::Meta`] and the freelist: what the writer needs before it
+    /// opens.
     Freelist,
     /// Every live tree and the freelist.
     All,
@@ -340,10 +344,7 @@ pub(crate) fn check(path: &Path, scope: Scope) -> Result<()> {
             format!("index file is {len} bytes but its meta page uses page {last}"),
         ));
     }
-    if scope == Scope::Meta {
-        return Ok(());
-    }
-    let mut w = Walker {
+    let walker = || Walker {
         file: path,
         data,
         psize: psize as usize,
@@ -354,6 +355,11 @@ pub(crate) fn check(path: &Path, scope: Scope) -> Result<()> {
     let bad_meta = |what: &str| corrupt(path, 0, format!("LMDB meta page: {what}"));
     let free = db_record(&free).ok_or_else(|| bad_meta("short freelist record"))?;
     let main = db_record(&main).ok_or_else(|| bad_meta("short main record"))?;
+    check_open_trees(&mut walker(), &main)?;
+    if scope == Scope::Meta {
+        return Ok(());
+    }
+    let mut w = walker();
     check_freelist(&mut w, &free, txnid)?;
     if scope == Scope::All {
         check_trees(&mut w, &main)?;
@@ -392,6 +398,27 @@ fn check_freelist(w: &mut Walker<'_>, free: &Db, txnid: u64) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// The named table every open reads first (format and geometry).
+const OPEN_TABLE: &[u8] = b"meta";
+
+/// The main tree and the `meta` table: a damaged node there (a flag that
+/// sends LMDB to a sub-cursor these tables do not have, say) would crash
+/// the first read of any open.
+fn check_open_trees(w: &mut Walker<'_>, main: &Db) -> Result<()> {
+    w.bytewise = true;
+    let mut meta = None;
+    w.walk(main, &mut |w, pgno, flags, key, data| {
+        if flags & F_SUBDATA != 0 && key == OPEN_TABLE {
+            meta = Some(db_record(data).ok_or_else(|| w.bad(pgno, 0, "short database record"))?);
+        }
+        Ok(())
+    })?;
+    match meta {
+        Some(db) => w.walk(&db, &mut |_, _, _, _, _| Ok(())),
+        None => Ok(()),
+    }
 }
 
 /// The main tree and every named database in it.
@@ -477,6 +504,60 @@ mod tests {
             check(&path, Scope::Freelist),
             Err(StoreError::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn a_damaged_node_flag_in_the_tables_every_open_reads_is_found_first() {
+        let dir = tempfile::tempdir().unwrap();
+        index_with_history(dir.path());
+        {
+            // The header every open reads.
+            let ix = Index::open(dir.path(), true, 1 << 30).unwrap();
+            let mut txn = ix.write_txn().unwrap();
+            let header = crate::index::IndexHeader {
+                version: crate::index::INDEX_VERSION,
+                store_id: [7; 16],
+                page_size: 16384,
+                segment_pages: 1024,
+            };
+            ix.put_header(&mut txn, &header).unwrap();
+            ix.commit(txn).unwrap();
+            ix.force_sync().unwrap();
+        }
+        let path = dir.path().join("data.mdb");
+        check(&path, Scope::Meta).unwrap();
+        let sound = std::fs::read(&path).unwrap();
+        let u16_at = |b: &[u8], at: usize| u16::from_le_bytes([b[at], b[at + 1]]) as usize;
+        let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+        // The newest meta page's main tree root (one leaf page here).
+        let newest = if u64_at(&sound, 4096 + 144) > u64_at(&sound, 144) {
+            4096
+        } else {
+            0
+        };
+        let main_root = u64_at(&sound, newest + 16 + 72 + 40) as usize * 4096;
+        // The node of a page whose key is `key`, if any.
+        let node = |page: usize, key: &[u8]| {
+            (0..(u16_at(&sound, page + 12) - 16) / 2)
+                .map(|i| page + u16_at(&sound, page + 16 + 2 * i))
+                .find(|&n| &sound[n + 8..n + 8 + u16_at(&sound, n + 6)] == key)
+        };
+        let meta_node = node(main_root, b"meta").expect("the main tree lists the meta table");
+        let meta_root = u64_at(&sound, meta_node + 8 + 4 + 40) as usize * 4096;
+        let format_node = node(meta_root, b"format").expect("the meta table holds its format");
+        // Set the duplicate-data flag of each: LMDB, with no sub-cursor for
+        // these tables, would follow a null pointer on the first read.
+        for at in [meta_node, format_node] {
+            let mut b = sound.clone();
+            b[at + 4] |= F_DUPDATA as u8;
+            std::fs::write(&path, &b).unwrap();
+            assert!(
+                matches!(check(&path, Scope::Meta), Err(StoreError::Corrupt(_))),
+                "a flipped flag at {at} went unnoticed"
+            );
+        }
+        std::fs::write(&path, &sound).unwrap();
+        check(&path, Scope::Meta).unwrap();
     }
 
     #[test]
