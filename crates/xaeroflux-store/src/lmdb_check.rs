@@ -4,9 +4,11 @@
 //! the index's value CRCs catch), but its writer copies and edits pages using
 //! their offsets and sizes, and allocates from the freelist by its counts, so
 //! a damaged page on a path it writes, or a damaged freelist, corrupts the
-//! process's heap. The writer therefore checks the freelist tree before it
-//! opens the index (cheap: the freelist is small), and `verify` checks every
-//! live tree. Free pages (not reachable from the newest meta page) are never
+//! process's heap, and a damaged node flag can send its reads to a null
+//! sub-cursor. Every open therefore checks the trees it reads first (the
+//! main tree and the `meta` table, a few pages), the writer also checks the
+//! freelist tree before it opens the index (cheap: the freelist is small),
+//! and `verify` checks every live tree. Free pages (not reachable from the newest meta page) are never
 //! read by LMDB when reused, so damage there is harmless and ignored.
 //!
 //! Layout (LMDB 0.9, 64-bit): a page starts with a 16-byte header: page
