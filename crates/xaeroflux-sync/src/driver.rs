@@ -104,6 +104,10 @@ where
     // Until its senders are gone; then the session ends once idle.
     let mut live_open = live.is_some();
     let no_news = never::<LogId>();
+    // Once the peer has closed, a live session may still wait for its last
+    // store writes; the stream is not read again.
+    let closed = never::<std::io::Result<Vec<u8>>>();
+    let mut peer_gone = false;
     let mut session = Session::new(store, config)?;
     let bytes = spawn_reader(reader)?;
     let (done_tx, done_rx) = unbounded::<(u64, Result<u64, StoreFault>)>();
@@ -164,11 +168,14 @@ where
             }
         };
         let step = select! {
-            recv(bytes) -> m => match m {
-                Ok(Ok(b)) if b.is_empty() => Err(session.peer_closed().err()),
-                Ok(Ok(b)) => session.receive(&b).map_err(Some),
+            recv(if peer_gone { &closed } else { &bytes }) -> m => match m {
+                Ok(Ok(b)) if !b.is_empty() => session.receive(&b).map_err(Some),
                 Ok(Err(e)) => Err(Some(session.fail(SyncError::Io(e)))),
-                Err(_) => Err(session.peer_closed().err()),
+                // The end of the stream (or of the reader thread).
+                Ok(Ok(_)) | Err(_) => {
+                    peer_gone = true;
+                    session.peer_closed().map_err(Some)
+                }
             },
             recv(done_rx) -> d => match d {
                 Ok((token, r)) => session.complete(token, r).map_err(Some),
@@ -191,7 +198,6 @@ where
         };
         match step {
             Ok(()) => {}
-            // The peer closed after the session ended well.
             Err(None) => break Ok(()),
             Err(Some(e)) => {
                 // Tell the peer why, if the stream still works.

@@ -312,6 +312,9 @@ pub struct Session<'s, S: SyncStore + ?Sized> {
     /// Live mode: the newest checkpoint the peer announced for a log still
     /// being pulled, pulled once that pull is done.
     later: HashMap<LogId, PeakEntry>,
+    /// Live mode: the peer closed the stream; the session ends once the
+    /// store writes it started are done, and sends nothing more.
+    peer_gone: bool,
 }
 
 /// A store write whose result the session waits for.
@@ -356,6 +359,7 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
             peer_sizes: HashMap::new(),
             to_announce: Vec::new(),
             later: HashMap::new(),
+            peer_gone: false,
         };
         let all = s.config.topics.is_empty();
         let mut topics = s.my_topics()?;
@@ -550,6 +554,7 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
     /// session that is not (or will not be) live, or has ended.
     pub fn announce(&mut self, log: LogId) -> Result<(), SyncError> {
         match self.phase {
+            Phase::Live if self.peer_gone => Ok(()),
             Phase::Live => self.announce_now(log).map_err(|e| self.fail(e)),
             Phase::Done | Phase::Failed => Ok(()),
             _ if !self.config.live => Ok(()),
@@ -624,10 +629,16 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
         }
     }
 
-    /// The peer closed the stream: fine once the session is done.
+    /// The peer closed the stream: fine once the session is done. A live
+    /// session ends then too, once the pages it handed to the store are
+    /// committed (their results still count); nothing more is asked for.
     pub fn peer_closed(&mut self) -> Result<(), SyncError> {
         if self.phase == Phase::Live {
-            self.end_live();
+            self.peer_gone = true;
+            if self.pending.is_empty() {
+                self.end_live();
+            }
+            return Ok(());
         }
         if self.phase == Phase::Done {
             Ok(())
@@ -988,6 +999,9 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
 
     /// Keeps the request window full.
     fn request_more(&mut self) -> Result<(), SyncError> {
+        if self.peer_gone {
+            return Ok(());
+        }
         let per = self.config.page_events.clamp(1, MAX_EVENTS as u32);
         let window = self.config.window.max(1);
         // Pages received and not yet committed count against the window
@@ -1223,6 +1237,12 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
 
     fn maybe_finish(&mut self) -> Result<(), SyncError> {
         if self.phase == Phase::Live {
+            if self.peer_gone {
+                if self.pending.is_empty() {
+                    self.end_live();
+                }
+                return Ok(());
+            }
             return self.pull_later();
         }
         if self.phase != Phase::Syncing {

@@ -329,3 +329,40 @@ fn forged_or_out_of_place_live_messages_end_the_session() {
     sa.announce(a_log).unwrap();
     assert!(sa.take_output().is_empty());
 }
+
+#[test]
+fn a_live_session_whose_peer_closes_still_counts_the_page_it_was_committing() {
+    let chat = Topic::new("chat").unwrap();
+    let (a, b) = (MemStore::with_seed(51), MemStore::with_seed(52));
+    let a_log = a.append(&chat, b"a");
+    let live = || SessionConfig::default().with_live();
+    let (mut sa, mut sb) = (
+        Session::new(&a, live()).unwrap(),
+        Session::new(&b, live()).unwrap(),
+    );
+    pump(&mut sa, &a, &mut sb, &b);
+    assert!(sb.is_live());
+    a.append(&chat, b"a2");
+    sa.announce(a_log).unwrap();
+    // CHECKPOINT to b, its PAGE_REQUEST to a, the page back to b.
+    sb.receive(&sa.take_output()).unwrap();
+    sa.receive(&sb.take_output()).unwrap();
+    sb.receive(&sa.take_output()).unwrap();
+    let writes = sb.take_actions();
+    assert_eq!(writes.len(), 1, "the page waits for the store");
+    // The peer goes before the store answers: the session waits for it.
+    sb.peer_closed().unwrap();
+    assert!(!sb.is_finished());
+    sb.announce(a_log).unwrap();
+    for w in writes {
+        let r = b.apply(w.op);
+        sb.complete(w.token, r).unwrap();
+    }
+    assert!(sb.is_finished());
+    assert!(
+        sb.take_output().is_empty(),
+        "nothing is sent after the peer went"
+    );
+    assert_eq!(sb.outcome().events_in, 2);
+    assert_eq!(b.root(&a_log), a.root(&a_log));
+}
