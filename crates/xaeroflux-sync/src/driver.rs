@@ -169,20 +169,20 @@ where
         };
         let step = select! {
             recv(if peer_gone { &closed } else { &bytes }) -> m => match m {
-                Ok(Ok(b)) if !b.is_empty() => session.receive(&b).map_err(Some),
-                Ok(Err(e)) => Err(Some(session.fail(SyncError::Io(e)))),
+                Ok(Ok(b)) if !b.is_empty() => session.receive(&b),
+                Ok(Err(e)) => Err(session.fail(SyncError::Io(e))),
                 // The end of the stream (or of the reader thread).
                 Ok(Ok(_)) | Err(_) => {
                     peer_gone = true;
-                    session.peer_closed().map_err(Some)
+                    session.peer_closed()
                 }
             },
             recv(done_rx) -> d => match d {
-                Ok((token, r)) => session.complete(token, r).map_err(Some),
+                Ok((token, r)) => session.complete(token, r),
                 Err(_) => Ok(()),
             },
             recv(if live_open { live.as_ref().unwrap_or(&no_news) } else { &no_news }) -> m => match m {
-                Ok(log) => session.announce(log).map_err(Some),
+                Ok(log) => session.announce(log),
                 Err(_) => {
                     live_open = false;
                     Ok(())
@@ -192,14 +192,13 @@ where
                 if session.live_idle() {
                     Ok(())
                 } else {
-                    Err(Some(session.fail(late)))
+                    Err(session.fail(late))
                 }
             }
         };
         match step {
             Ok(()) => {}
-            Err(None) => break Ok(()),
-            Err(Some(e)) => {
+            Err(e) => {
                 // Tell the peer why, if the stream still works.
                 let _ = send(&mut session, &mut writer);
                 break Err(e);

@@ -192,6 +192,11 @@ impl<S: ?Sized> Shared<S> {
     fn report(&self, e: LiveEvent) {
         let _ = self.events.try_send(e);
     }
+
+    /// Hands a changed log to every live session's feed.
+    fn changed(&self, log: LogId) {
+        lock(&self.feeds).retain(|f| f.send(log).is_ok());
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -275,7 +280,7 @@ impl<S: SyncStore + Send + Sync + ?Sized + 'static> LiveNode<S> {
     /// `log` has a new checkpoint in the store: every live session
     /// announces it to its peer (unless the peer has it).
     pub fn changed(&self, log: LogId) {
-        lock(&self.shared.feeds).retain(|f| f.send(log).is_ok());
+        self.shared.changed(log);
     }
 
     /// Calls [`LiveNode::changed`] for every log `changes` reports, until
@@ -286,7 +291,7 @@ impl<S: SyncStore + Send + Sync + ?Sized + 'static> LiveNode<S> {
             loop {
                 select! {
                     recv(changes) -> m => match m {
-                        Ok(log) => lock(&sh.feeds).retain(|f| f.send(log).is_ok()),
+                        Ok(log) => sh.changed(log),
                         Err(_) => return,
                     },
                     recv(sh.stop_rx) -> _ => return,

@@ -491,13 +491,7 @@ impl<'s, S: SyncStore + ?Sized> Session<'s, S> {
         let Some(claims) = self.store.pull_claims() else {
             return;
         };
-        let pulled = self.pulls.iter().any(|p| p.log == *log && p.next >= p.to)
-            && !self.in_flight.iter().any(|(l, _)| l == log)
-            && !self
-                .pending
-                .values()
-                .any(|p| matches!(p, Pending::Import { log: l } if l == log));
-        if pulled {
+        if !self.pulling(log) {
             claims.release(self.id, log);
         }
     }
